@@ -1,0 +1,3 @@
+from stackwise.cli.main import main
+
+main()

@@ -1,0 +1,162 @@
+"""What a running step can know and record: the run context and buffered metric logging.
+
+Metrics are buffered and sent to MLflow in one `log_batch` when the step ends (or when the
+buffer fills), so that logging inside a loop costs a list append, not a database write.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import datetime as dt
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+_current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
+    "stackwise_step_context", default=None
+)
+
+#: MLflow accepts at most 1000 metrics in one batch.
+METRIC_BATCH_LIMIT = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """A half-open data interval [start, end), as Airflow's data intervals."""
+
+    logical_date: dt.datetime
+    start: dt.datetime
+    end: dt.datetime
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "logical_date": self.logical_date.isoformat(),
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> Interval:
+        return cls(
+            dt.datetime.fromisoformat(data["logical_date"]),
+            dt.datetime.fromisoformat(data["start"]),
+            dt.datetime.fromisoformat(data["end"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricRecord:
+    key: str
+    value: float
+    timestamp_ms: int
+    step: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetRecord:
+    """A dataset the step read, logged with `mlflow.log_input`-equivalent records."""
+
+    name: str
+    digest: str
+    source: str
+    source_type: str
+    context: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+@dataclasses.dataclass
+class StepContext:
+    """Passed to a step that declares a parameter annotated `StepContext`."""
+
+    pipeline: str
+    step: str
+    run_id: str
+    attempt: int
+    params: Mapping[str, Any]
+    interval: Interval | None = None
+    mlflow_run_id: str | None = None
+    metrics: list[MetricRecord] = dataclasses.field(default_factory=list)
+    datasets: list[DatasetRecord] = dataclasses.field(default_factory=list)
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    flush: Any = None  # callable(list[MetricRecord]) set by the runner; None when untracked
+
+    @property
+    def logical_date(self) -> dt.datetime | None:
+        return self.interval.logical_date if self.interval else None
+
+    @property
+    def data_interval_start(self) -> dt.datetime | None:
+        return self.interval.start if self.interval else None
+
+    @property
+    def data_interval_end(self) -> dt.datetime | None:
+        return self.interval.end if self.interval else None
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        value = float(value)
+        if math.isnan(value):
+            value = float("nan")
+        self.metrics.append(MetricRecord(key, value, int(time.time() * 1000), step or 0))
+        if len(self.metrics) >= METRIC_BATCH_LIMIT and self.flush is not None:
+            pending, self.metrics = self.metrics, []
+            self.flush(pending)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        for key, value in metrics.items():
+            self.log_metric(key, value, step)
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.tags[key] = str(value)
+
+    def log_dataset(
+        self, data: Any, name: str, source: str, *, context: str = "raw", digest: str | None = None
+    ) -> None:
+        """Record a dataset this step read (for lineage): a DataFrame, array, bytes or a path."""
+        from stackwise.artifacts.hashing import dataset_digest, dataset_schema
+
+        self.datasets.append(
+            DatasetRecord(
+                name=name,
+                digest=digest or dataset_digest(data),
+                source=source,
+                source_type="local" if "://" not in source else source.split("://")[0],
+                context=context,
+                schema=dataset_schema(data),
+            )
+        )
+
+
+def current_context() -> StepContext | None:
+    """The context of the step running in this thread, or None outside a run."""
+    return _current.get()
+
+
+def set_context(ctx: StepContext | None) -> contextvars.Token[StepContext | None]:
+    return _current.set(ctx)
+
+
+def reset_context(token: contextvars.Token[StepContext | None]) -> None:
+    _current.reset(token)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Log a metric to the current step's MLflow run (buffered). A no-op outside a run."""
+    ctx = _current.get()
+    if ctx is not None:
+        ctx.log_metric(key, value, step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    ctx = _current.get()
+    if ctx is not None:
+        ctx.log_metrics(metrics, step)
+
+
+def log_dataset(data: Any, name: str, source: str, *, context: str = "raw") -> None:
+    """Record a dataset the current step read, as an MLflow dataset input. No-op outside a run."""
+    ctx = _current.get()
+    if ctx is not None:
+        ctx.log_dataset(data, name, source, context=context)

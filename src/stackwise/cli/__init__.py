@@ -1,0 +1,1 @@
+"""The command line: a Typer app (`main.py`) and its commands (`commands.py`)."""

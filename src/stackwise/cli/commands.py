@@ -1,0 +1,167 @@
+"""Every command, registered on the Typer apps of `main.py`."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from stackwise.cli.main import app, guarded, runs_app
+
+if TYPE_CHECKING:
+    from stackwise.orchestrators.local.state import RunRecord
+
+STACK_OPTION = typer.Option(None, "--stack", help="Stack config file (default ./stackwise.yaml).")
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON (see README).")
+
+
+def _exit_code(run: RunRecord) -> int:
+    return {"SUCCEEDED": 0, "FAILED": 1, "KILLED": 130}.get(run.status, 1)
+
+
+def _finish(run: RunRecord, as_json: bool) -> None:
+    from stackwise.cli.render import out_console, run_json, steps_table
+
+    if as_json:
+        typer.echo(json.dumps(run_json(run), indent=2))
+    else:
+        console = out_console()
+        console.print(steps_table(run))
+        style = "green" if run.status == "SUCCEEDED" else "red"
+        console.print(f"run [bold]{run.run_id}[/] [{style}]{run.status}[/]"
+                      + (f"  mlflow run {run.mlflow_run_id}" if run.mlflow_run_id else ""))
+        for s in run.steps.values():
+            if s.status == "FAILED" and s.error:
+                console.print(f"[red]step {s.name} failed:[/] {s.error.strip()}", highlight=False)
+        if run.status != "SUCCEEDED":
+            console.print(f"resume with: stackwise resume {run.run_id}")
+    raise typer.Exit(_exit_code(run))
+
+
+def _orchestrator(stack: str | None) -> Any:
+    from stackwise.config import load_stack
+    from stackwise.plugins import ORCHESTRATORS, resolve
+
+    config = load_stack(stack)
+    return resolve(ORCHESTRATORS, "orchestrator", config.orchestrator)(config)
+
+
+@app.command()
+@guarded
+def run(
+    target: str = typer.Argument(..., help="Pipeline: 'package.module:name' or 'file.py:name'."),
+    param: list[str] = typer.Option([], "-p", "--param", help="Override a parameter: -p key=value."),
+    stack: str | None = STACK_OPTION,
+    max_parallel: int | None = typer.Option(None, "--max-parallel", min=1, help="Steps at once."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Rerun every step; ignore the cache."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run a pipeline once on the stack's orchestrator (default: embedded, local)."""
+    from stackwise.authoring.loader import load_pipeline
+    from stackwise.authoring.params import parse_assignments
+    from stackwise.cli.render import Progress, error_console
+
+    overrides = parse_assignments(param)
+    orchestrator = _orchestrator(stack)
+    pipeline = load_pipeline(target)
+    pipeline.resolve_params(overrides)  # bad parameters fail before anything starts
+    if as_json:
+        record = orchestrator.run(pipeline, overrides, max_parallel=max_parallel,
+                                  use_cache=not no_cache)  # fmt: skip
+    else:
+        console = error_console()
+        console.print(f"running [bold]{pipeline.name}[/] ({len(pipeline.order)} steps)")
+        with Progress(console, list(pipeline.order)) as progress:
+            record = orchestrator.run(pipeline, overrides, max_parallel=max_parallel,
+                                      use_cache=not no_cache, on_event=progress)  # fmt: skip
+    _finish(record, as_json)
+
+
+@app.command()
+@guarded
+def resume(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix) from `stackwise runs list`."),
+    stack: str | None = STACK_OPTION,
+    max_parallel: int | None = typer.Option(None, "--max-parallel", min=1),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Rerun only what did not succeed in an earlier run (after a failure, Ctrl-C or SIGKILL)."""
+    from stackwise.cli.render import Progress, error_console
+
+    orchestrator = _orchestrator(stack)
+    run_record = orchestrator.state.get_run(run_id)
+    if as_json:
+        record = orchestrator.resume(run_record.run_id, max_parallel=max_parallel)
+    else:
+        console = error_console()
+        console.print(f"resuming [bold]{run_record.pipeline}[/] run {run_record.run_id}")
+        with Progress(console, list(run_record.steps)) as progress:
+            record = orchestrator.resume(run_record.run_id, on_event=progress,
+                                         max_parallel=max_parallel)  # fmt: skip
+    _finish(record, as_json)
+
+
+@runs_app.command("list")
+@guarded
+def runs_list(
+    stack: str | None = STACK_OPTION,
+    pipeline: str | None = typer.Option(None, "--pipeline", help="Only runs of this pipeline."),
+    limit: int = typer.Option(20, "--limit", min=1),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Recent runs, newest first."""
+    from stackwise.cli.render import out_console, run_json, runs_table
+
+    runs = _orchestrator(stack).state.list_runs(limit=limit, pipeline=pipeline)
+    if as_json:
+        typer.echo(json.dumps([run_json(r, with_steps=False) for r in runs], indent=2))
+    else:
+        out_console().print(runs_table(runs) if runs else "no runs yet: try `stackwise run`")
+
+
+@runs_app.command("show")
+@guarded
+def runs_show(
+    run_id: str = typer.Argument(..., help="Run id or a unique prefix."),
+    stack: str | None = STACK_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """One run with its steps."""
+    from stackwise.cli.render import out_console, run_json, steps_table
+
+    record = _orchestrator(stack).state.get_run(run_id)
+    if as_json:
+        typer.echo(json.dumps(run_json(record), indent=2))
+        return
+    console = out_console()
+    console.print(steps_table(record))
+    status = "STALE (its process is gone; resume it)" if record.stale else record.status
+    console.print(f"status {status}  params {json.dumps(record.params)}")
+    for s in record.steps.values():
+        if s.error and s.status != "SUCCEEDED":
+            console.print(f"[red]{s.name}:[/] {s.error.strip()}", highlight=False)
+
+
+@app.command()
+@guarded
+def ui(
+    stack: str | None = STACK_OPTION,
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(5000, "--port"),
+) -> None:
+    """Open MLflow's UI on the configured tracking store."""
+    import os
+    import sys
+
+    from stackwise.config import load_stack
+
+    config = load_stack(stack)
+    uri = config.tracking_uri_resolved
+    if uri.startswith(("http://", "https://")):
+        typer.echo(f"the tracking server already serves the UI: open {uri}")
+        return
+    args = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+            "--host", host, "--port", str(port)]  # fmt: skip
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
+    os.execv(sys.executable, args)

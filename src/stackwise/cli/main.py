@@ -1,0 +1,101 @@
+"""The `stackwise` command. Thin: parse, call the library, render. Known errors print one red
+line and exit with their class's code (2 invalid input, 1 failed run, 130 interrupted); any
+other exception is an internal error, shown with its traceback.
+
+Heavy imports (MLflow, SQLAlchemy, pandas) happen inside commands, never at import time, so
+`stackwise --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="stackwise",
+    help="Author an ML pipeline once, run it on any orchestrator, track everything in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Inspect runs recorded in the state store.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+_debug = {"on": False}
+
+
+def guarded(fn: F) -> F:
+    """Map stackwise errors to one red line and their exit code; Ctrl-C/SIGTERM to 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from stackwise.errors import StackwiseError
+
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except StackwiseError as exc:
+            from stackwise.cli.render import error_console
+
+            if _debug["on"]:
+                import traceback
+
+                traceback.print_exc()
+            error_console().print(f"[bold red]{exc.headline}:[/] {exc.message}")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            from stackwise.cli.render import error_console
+
+            error_console().print("[bold red]interrupted:[/] the run was stopped and marked KILLED.")
+            raise typer.Exit(130) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for known errors too."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    _debug["on"] = debug or bool(os.environ.get("STACKWISE_DEBUG"))
+    if version:
+        from stackwise import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    from stackwise.cli import commands  # noqa: F401  (registers the commands)
+
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(
+            "internal error: this is a bug in stackwise, please report it with the traceback "
+            "above (rerun with --debug for more).",
+            file=sys.stderr,
+        )
+        sys.exit(3)

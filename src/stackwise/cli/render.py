@@ -1,0 +1,166 @@
+"""Turning run records and events into what people (Rich) and machines (JSON) read.
+
+The JSON shapes here are the documented, stable `--json` output (see the README)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from stackwise.orchestrators.local.executor import StepEvent
+    from stackwise.orchestrators.local.state import RunRecord
+
+_STYLE = {
+    "SUCCEEDED": "green",
+    "FAILED": "red",
+    "KILLED": "red",
+    "SKIPPED": "yellow",
+    "RUNNING": "cyan",
+    "RETRYING": "yellow",
+    "PENDING": "dim",
+}
+
+
+def iso(ts: float | None) -> str | None:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat() if ts is not None else None
+
+
+def run_json(run: RunRecord, *, with_steps: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "run_id": run.run_id,
+        "pipeline": run.pipeline,
+        "pipeline_ref": run.pipeline_ref,
+        "pipeline_version": run.pipeline_version,
+        "status": "STALE" if run.stale else run.status,
+        "mlflow_run_id": run.mlflow_run_id,
+        "mlflow_experiment_id": run.experiment_id,
+        "tracking_uri": run.tracking_uri,
+        "params": run.params,
+        "interval": run.interval,
+        "created_at": iso(run.created_at),
+        "ended_at": iso(run.ended_at),
+        "duration_s": round(run.ended_at - run.created_at, 3) if run.ended_at else None,
+        "error": run.error,
+    }
+    if with_steps:
+        data["steps"] = [
+            {
+                "name": s.name,
+                "status": s.status,
+                "cached": s.cached,
+                "attempts": s.attempt,
+                "mlflow_run_id": s.mlflow_run_id,
+                "duration_s": s.duration_s,
+                "outputs": {k: v["uri"] for k, v in s.outputs.items()},
+                "error": s.error,
+            }
+            for s in run.steps.values()
+        ]
+    return data
+
+
+def steps_table(run: RunRecord) -> Table:
+    from rich.table import Table
+
+    table = Table(title=f"{run.pipeline} · run {run.run_id}", title_justify="left")
+    for col in ("step", "status", "attempts", "cached", "duration", "mlflow run"):
+        table.add_column(col)
+    for s in run.steps.values():
+        style = _STYLE.get(s.status, "")
+        table.add_row(
+            s.name,
+            f"[{style}]{s.status}[/]" if style else s.status,
+            str(s.attempt),
+            "yes" if s.cached else "",
+            f"{s.duration_s:.2f}s" if s.duration_s is not None else "",
+            s.mlflow_run_id or "",
+        )
+    return table
+
+
+def runs_table(runs: list[RunRecord]) -> Table:
+    from rich.table import Table
+
+    table = Table()
+    for col in ("run id", "pipeline", "status", "created", "duration", "mlflow run"):
+        table.add_column(col)
+    for r in runs:
+        status = "STALE" if r.stale else r.status
+        style = _STYLE.get(status, "yellow")
+        created = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        duration = f"{r.ended_at - r.created_at:.1f}s" if r.ended_at else ""
+        table.add_row(r.run_id, r.pipeline, f"[{style}]{status}[/]", created, duration,
+                      r.mlflow_run_id or "")  # fmt: skip
+    return table
+
+
+class Progress:
+    """Live per-step progress: a refreshing table on a terminal, one line per event otherwise
+    (CI logs stay readable)."""
+
+    def __init__(self, console: Console, step_names: list[str]) -> None:
+        self.console = console
+        self.rows: dict[str, dict[str, Any]] = {n: {"status": "PENDING"} for n in step_names}
+        self.live: Any = None
+        if console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(self._render(), console=console, refresh_per_second=8, transient=True)
+
+    def __enter__(self) -> Progress:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def __call__(self, event: StepEvent) -> None:
+        row = self.rows.setdefault(event.step, {})
+        row.update(status=event.status, attempt=event.attempt, cached=event.cached,
+                   duration=event.duration_s)  # fmt: skip
+        if self.live is not None:
+            self.live.update(self._render())
+            return
+        extra = " (cached)" if event.cached else ""
+        if event.duration_s is not None and event.status != "RUNNING":
+            extra += f" in {event.duration_s:.2f}s"
+        if event.error and event.status in ("FAILED", "RETRYING"):
+            extra += f": {event.error.splitlines()[0]}"
+        style = _STYLE.get(event.status, "")
+        self.console.print(
+            f"  {event.step} [{style}]{event.status}[/] (attempt {event.attempt}){extra}",
+            highlight=False,
+        )
+
+    def _render(self) -> Any:
+        from rich.spinner import Spinner
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        for name, row in self.rows.items():
+            status = row["status"]
+            mark: Any = Spinner("dots") if status == "RUNNING" else " "
+            label = f"[{_STYLE.get(status, '')}]{status}[/]"
+            if row.get("cached"):
+                label += " (cached)"
+            table.add_row(mark, name, label)
+        return table
+
+
+def error_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def out_console() -> Console:
+    from rich.console import Console
+
+    return Console(file=sys.stdout, highlight=False)

@@ -1,0 +1,149 @@
+"""`stackwise.yaml`: which orchestrator, compute backend, tracking store, artifact store and
+state store a project uses. Validated with pydantic; an unknown key or bad value is an error
+that names the file, the key and the allowed values.
+
+Precedence for the tracking URI: `MLFLOW_TRACKING_URI` > `tracking_uri` in the file > the
+default `sqlite:///.stackwise/mlflow.db`. Relative paths are resolved against the folder that
+holds the stack file (the current folder when there is none).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stackwise.errors import ConfigError
+
+DEFAULT_FILE = "stackwise.yaml"
+STATE_DIR = ".stackwise"
+
+
+class StackConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    orchestrator: str = Field("local", description="where runs are ordered: local")
+    compute: str = Field("local", description="where steps run: local (threads), subprocess")
+    tracking: bool = Field(True, description="record runs in MLflow")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI")
+    experiment: str | None = Field(None, description="MLflow experiment (default: pipeline name)")
+    artifact_store: str = Field(f"{STATE_DIR}/artifacts", description="folder or fsspec URL")
+    mlflow_artifacts: str = Field(
+        f"{STATE_DIR}/mlartifacts", description="artifact root of new MLflow experiments"
+    )
+    state_store: str = Field(
+        f"sqlite:///{STATE_DIR}/state.db", description="SQLAlchemy URL (sqlite or postgresql)"
+    )
+    max_parallel: int = Field(4, ge=1, le=1024, description="steps running at once")
+
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    source: str | None = Field(None, exclude=True)
+
+    @field_validator("orchestrator")
+    @classmethod
+    def _known_orchestrator(cls, value: str) -> str:
+        from stackwise.plugins import ORCHESTRATORS
+
+        if value not in ORCHESTRATORS:
+            raise ValueError(f"unknown orchestrator; allowed: {', '.join(ORCHESTRATORS)}")
+        return value
+
+    @field_validator("compute")
+    @classmethod
+    def _known_compute(cls, value: str) -> str:
+        from stackwise.plugins import COMPUTE_BACKENDS
+
+        if value not in COMPUTE_BACKENDS:
+            raise ValueError(f"unknown compute backend; allowed: {', '.join(COMPUTE_BACKENDS)}")
+        return value
+
+    @field_validator("state_store")
+    @classmethod
+    def _known_state_store(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg2://")):
+            raise ValueError("allowed: sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+        return value
+
+    # -- resolved locations ------------------------------------------------------------------
+    def resolve_path(self, value: str) -> str:
+        if "://" in value:
+            return value
+        path = Path(value)
+        return str(path if path.is_absolute() else (self.base_dir / path).resolve())
+
+    @property
+    def tracking_uri_resolved(self) -> str:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri
+        if uri is None:
+            uri = f"sqlite:///{STATE_DIR}/mlflow.db"
+        return self._resolve_sqlite(uri)
+
+    @property
+    def state_store_resolved(self) -> str:
+        return self._resolve_sqlite(self.state_store)
+
+    @property
+    def artifact_store_resolved(self) -> str:
+        return self.resolve_path(self.artifact_store)
+
+    @property
+    def mlflow_artifacts_resolved(self) -> str | None:
+        """Artifact location for experiments stackwise creates on a local store; a server
+        decides its own."""
+        if self.tracking_uri_resolved.startswith(("http://", "https://", "databricks")):
+            return None
+        location = self.resolve_path(self.mlflow_artifacts)
+        return location if "://" in location else Path(location).as_uri()
+
+    def _resolve_sqlite(self, uri: str) -> str:
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            rel = uri.removeprefix("sqlite:///")
+            return "sqlite:///" + str((self.base_dir / rel).resolve())
+        return uri
+
+
+def load_stack(path: str | os.PathLike[str] | None = None) -> StackConfig:
+    """The stack config from `path`, or `./stackwise.yaml` when it exists, or the defaults."""
+    import yaml
+
+    explicit = path is not None
+    file = Path(path) if path is not None else Path.cwd() / DEFAULT_FILE
+    if not file.exists():
+        if explicit:
+            raise ConfigError(
+                f"stack file {str(file)!r} does not exist; create it or drop --stack to use "
+                "the defaults (local orchestrator, MLflow in .stackwise/)."
+            )
+        return StackConfig()
+    try:
+        data: Any = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML ({exc}).") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping of keys to values at the top level.")
+    for key in ("base_dir", "source"):
+        if key in data:
+            raise ConfigError(f"{file}: unknown key {key!r}.")
+    try:
+        return StackConfig(**data, base_dir=file.resolve().parent, source=str(file))
+    except ValidationError as exc:
+        raise ConfigError(_describe(file, exc)) from None
+
+
+def _describe(file: Path, exc: ValidationError) -> str:
+    from stackwise.errors import did_you_mean
+
+    fields = [k for k in StackConfig.model_fields if k not in ("base_dir", "source")]
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            problems.append(
+                f"unknown key {key!r}.{did_you_mean(key, fields)} Allowed keys: {', '.join(fields)}"
+            )
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"key {key!r} = {err.get('input')!r}: {msg}")
+    return f"{file}: " + "; ".join(problems) + "."

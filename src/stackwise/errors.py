@@ -1,0 +1,106 @@
+"""One error hierarchy, so that callers can catch everything stackwise raises with one class.
+
+::
+
+    StackwiseError                      exit 2 unless a subclass says otherwise
+    +-- ConfigError                     stackwise.yaml is missing a value, has an unknown key...
+    +-- PipelineError                   the pipeline cannot be loaded or is malformed
+    |   +-- PipelineLoadError           the TARGET reference does not resolve
+    |   +-- PipelineValidationError     cycle, duplicate step, missing input, type mismatch
+    +-- ParameterError                  unknown run parameter or a value of the wrong type
+    +-- ArtifactError                   an artifact cannot be written, read or is missing
+    +-- TrackingError                   the MLflow tracking server cannot be reached
+    +-- StateStoreError                 the run state store cannot be opened or is inconsistent
+    +-- RunNotFoundError                no run with that id in the state store
+    +-- RunFailedError (exit 1)         a run finished with at least one failed step
+    +-- StepTimeoutError (exit 1)       raised inside a step whose timeout elapsed
+    +-- StepCancelledError (exit 130)   raised inside a step when the run is interrupted
+
+Every message says what happened and how to fix it; the CLI prints it as one red line.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class StackwiseError(Exception):
+    """Root of every error stackwise raises on purpose."""
+
+    exit_code: ClassVar[int] = 2
+    headline: ClassVar[str] = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(StackwiseError):
+    headline = "invalid stack config"
+
+
+class PipelineError(StackwiseError):
+    headline = "invalid pipeline"
+
+
+class PipelineLoadError(PipelineError):
+    headline = "cannot load pipeline"
+
+
+class PipelineValidationError(PipelineError):
+    headline = "invalid pipeline"
+
+
+class ParameterError(StackwiseError):
+    headline = "invalid parameter"
+
+
+class ArtifactError(StackwiseError):
+    headline = "artifact error"
+
+
+class TrackingError(StackwiseError):
+    headline = "tracking error"
+
+
+class StateStoreError(StackwiseError):
+    headline = "state store error"
+
+
+class RunNotFoundError(StackwiseError):
+    headline = "run not found"
+
+
+class RunFailedError(StackwiseError):
+    exit_code = 1
+    headline = "run failed"
+
+
+class StepTimeoutError(StackwiseError):
+    """Injected into a running step when its timeout elapses (so it takes no arguments)."""
+
+    exit_code = 1
+    headline = "step timed out"
+
+    def __init__(self, message: str = "the step ran past its timeout and was stopped") -> None:
+        super().__init__(message)
+
+
+class StepCancelledError(StackwiseError):
+    """Injected into a running step's thread when the run is interrupted (Ctrl-C, SIGTERM)."""
+
+    exit_code = 130
+    headline = "cancelled"
+
+    def __init__(self, message: str = "the run was interrupted and this step was stopped") -> None:
+        super().__init__(message)
+
+
+def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    """A ' Did you mean ...?' suffix for messages, or '' when nothing is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=3)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"

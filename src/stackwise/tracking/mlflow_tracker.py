@@ -1,0 +1,206 @@
+"""The one place that talks to MLflow. Run layout: a pipeline run is a parent run; each step
+attempt is a nested child run (`mlflow.parentRunId`). A step costs exactly three tracking
+calls (create_run, log_batch, set_terminated), plus one log_inputs when it read datasets.
+
+MLflow is imported here, lazily, and only when a run is tracked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from stackwise.authoring.context import DatasetRecord, MetricRecord
+from stackwise.errors import TrackingError
+
+# MLflow's limits per log_batch call.
+_MAX_PARAMS = 100
+_MAX_TAGS = 100
+_MAX_METRICS = 1000
+_MAX_TAG_LEN = 8000
+_MAX_PARAM_LEN = 6000
+
+_trackers: dict[str, MlflowTracker] = {}
+_trackers_lock = threading.Lock()
+
+
+def tracker_for(uri: str) -> MlflowTracker:
+    """One tracker (and so one MLflow client and DB engine) per URI per process."""
+    with _trackers_lock:
+        tracker = _trackers.get(uri)
+        if tracker is None:
+            tracker = _trackers[uri] = MlflowTracker(uri)
+        return tracker
+
+
+class MlflowTracker:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._client: Any = None
+        self._experiments: dict[str, str] = {}
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self.check_reachable()
+            import logging
+
+            import mlflow
+            from mlflow import MlflowClient
+
+            for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.store"):
+                logging.getLogger(noisy).setLevel(logging.WARNING)
+            mlflow.set_tracking_uri(self.uri)
+            self._client = MlflowClient(self.uri)
+        return self._client
+
+    def check_reachable(self) -> None:
+        """Fail fast with a fix, instead of MLflow's long retry loop on a dead server."""
+        if self.uri.startswith(("http://", "https://")):
+            try:
+                with urllib.request.urlopen(self.uri.rstrip("/") + "/health", timeout=5) as resp:
+                    if resp.status != 200:
+                        raise OSError(f"HTTP {resp.status}")
+            except (OSError, urllib.error.URLError) as exc:
+                raise TrackingError(
+                    f"cannot reach the MLflow tracking server at {self.uri} ({exc}); start it "
+                    "(mlflow server ...) or point tracking_uri / MLFLOW_TRACKING_URI at a "
+                    "running one. Nothing was run."
+                ) from None
+        elif self.uri.startswith("sqlite:///"):
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+    def experiment_id(self, name: str, artifact_location: str | None) -> str:
+        cached = self._experiments.get(name)
+        if cached is not None:
+            return cached
+        client = self.client
+        try:
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                try:
+                    exp_id = client.create_experiment(name, artifact_location=artifact_location)
+                except Exception:  # created concurrently by another process
+                    exp = client.get_experiment_by_name(name)
+                    if exp is None:
+                        raise
+                    exp_id = exp.experiment_id
+            else:
+                exp_id = exp.experiment_id
+        except TrackingError:
+            raise
+        except Exception as exc:
+            raise TrackingError(
+                f"MLflow at {self.uri} failed to open experiment {name!r}: {exc}"
+            ) from exc
+        self._experiments[name] = exp_id
+        return str(exp_id)
+
+    def start_run(
+        self,
+        experiment_id: str,
+        name: str,
+        tags: Mapping[str, str],
+        parent_run_id: str | None = None,
+    ) -> Any:
+        all_tags = {"mlflow.runName": name, **tags}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        return self.client.create_run(
+            experiment_id, tags={k: v[:_MAX_TAG_LEN] for k, v in all_tags.items()}, run_name=name
+        )
+
+    def log(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        metrics: Iterable[MetricRecord] = (),
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        p = [Param(k, v[:_MAX_PARAM_LEN]) for k, v in (params or {}).items()]
+        m = [Metric(r.key, r.value, r.timestamp_ms, r.step) for r in metrics]
+        t = [RunTag(k, str(v)[:_MAX_TAG_LEN]) for k, v in (tags or {}).items()]
+        # Almost always one call; split only when MLflow's per-call limits require it.
+        while p or m or t:
+            self.client.log_batch(
+                run_id, metrics=m[:_MAX_METRICS], params=p[:_MAX_PARAMS], tags=t[:_MAX_TAGS]
+            )
+            p, m, t = p[_MAX_PARAMS:], m[_MAX_METRICS:], t[_MAX_TAGS:]
+
+    def log_datasets(self, run_id: str, datasets: Iterable[DatasetRecord]) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [
+            DatasetInput(
+                Dataset(
+                    name=d.name,
+                    digest=d.digest,
+                    source_type=d.source_type,
+                    source=d.source,
+                    schema=d.schema,
+                    profile=d.profile,
+                ),
+                tags=[InputTag("mlflow.data.context", d.context)],
+            )
+            for d in datasets
+        ]
+        if inputs:
+            self.client.log_inputs(run_id, datasets=inputs)
+
+    def log_json(self, run_id: str, data: Any, path: str) -> None:
+        self.client.log_dict(run_id, data, path)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status=status, end_time=int(time.time() * 1000))
+
+    def reopen(self, run_id: str) -> None:
+        self.client.update_run(run_id, status="RUNNING")
+
+    def close_open_children(self, experiment_id: str, parent_run_id: str, status: str) -> list[str]:
+        """Terminate child runs still RUNNING (left by a killed process or a stuck step)."""
+        runs = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
+            "and attributes.status = 'RUNNING'",
+            max_results=1000,
+        )
+        for run in runs:
+            self.end_run(run.info.run_id, status)
+        return [r.info.run_id for r in runs]
+
+
+class ActiveRun:
+    """Makes plain `mlflow.log_*` calls inside a step land in the step's run, in this thread,
+    without the extra get_run/update_run calls of `mlflow.start_run(run_id=...)`."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self._pushed: Any = None
+
+    def __enter__(self) -> ActiveRun:
+        from mlflow.tracking import fluent
+
+        stack = getattr(fluent, "_active_run_stack", None)
+        if stack is not None and hasattr(stack, "get"):
+            self._pushed = fluent.ActiveRun(self.run)
+            stack.get().append(self._pushed)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pushed is None:
+            return
+        from mlflow.tracking import fluent
+
+        stack = fluent._active_run_stack.get()
+        if stack and stack[-1] is self._pushed:
+            stack.pop()
+        elif self._pushed in stack:
+            stack.remove(self._pushed)
