@@ -164,6 +164,7 @@ def run_step(inv: StepInvocation, cancel: CancelToken | None = None) -> StepResu
             from stackwise.tracking.mlflow_tracker import tracker_for
 
             tracker = tracker_for(inv.tracking.uri)
+            tracker.activate()
             env_tags, own_manifest = _manifest_tags(inv, pipeline.source_file)
             run = tracker.start_run(
                 inv.tracking.experiment_id,

@@ -59,6 +59,16 @@ class MlflowTracker:
             self._client = MlflowClient(self.uri)
         return self._client
 
+    def activate(self) -> None:
+        """Point MLflow's fluent API (plain `mlflow.log_*` in a step) at this store; a process
+        that tracks to several stores (tests, notebooks) switches before each step."""
+        import mlflow
+
+        if self._client is None:
+            _ = self.client
+        if mlflow.get_tracking_uri() != self.uri:
+            mlflow.set_tracking_uri(self.uri)
+
     def check_reachable(self) -> None:
         """Fail fast with a fix, instead of MLflow's long retry loop on a dead server."""
         if self.uri.startswith(("http://", "https://")):

@@ -1,0 +1,92 @@
+"""Shared fixtures: an isolated project folder per test (its own .stackwise/ with a real MLflow
+SQLite store and state store), pipeline files written on the fly, and real servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from stackwise.authoring import loader
+from stackwise.config import StackConfig
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh project folder as the working directory, with default stack settings."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    loader.forget()
+    return tmp_path
+
+
+@pytest.fixture
+def stack(project: Path) -> StackConfig:
+    return StackConfig(base_dir=project)
+
+
+@pytest.fixture
+def write_pipeline(project: Path) -> Callable[[str, str], str]:
+    """Write `source` to a uniquely named module in the project; return 'file.py:name'."""
+
+    def write(source: str, name: str = "pipe") -> str:
+        path = project / f"pipe_{uuid.uuid4().hex[:8]}.py"
+        path.write_text(textwrap.dedent(source))
+        return f"{path}:{name}"
+
+    return write
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not come up within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def mlflow_pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` backed by the PostgreSQL at 127.0.0.1:5432, database `test`."""
+    artifacts = tmp_path_factory.mktemp("mlflow-server-artifacts")
+    port = free_port()
+    log = open(artifacts / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", PG_URL,
+         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(uri + "/health")
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
