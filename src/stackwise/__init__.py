@@ -27,7 +27,22 @@ _EXPORTS = {
     "StackwiseError": "stackwise.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Interval",
+    "Pipeline",
+    "Resources",
+    "Retries",
+    "StackwiseError",
+    "StepContext",
+    "current_context",
+    "load_pipeline",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "pipeline",
+    "run",
+    "step",
+]
 
 if TYPE_CHECKING:
     from stackwise.api import run

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +59,7 @@ class StepResult(BaseModel):
     step: str
     status: StepStatus
     outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)  # last value of each logged metric
     mlflow_run_id: str | None = None
     duration_s: float = 0.0
     error: str | None = None
@@ -123,6 +125,7 @@ def run_step(inv: StepInvocation, cancel: CancelToken | None = None) -> StepResu
     error: str | None = None
     error_type: str | None = None
     call_params: dict[str, Any] = {}
+    metrics: dict[str, float] = {}
     try:
         pipeline = load_pipeline(inv.pipeline_ref)
         node = pipeline.nodes[inv.step]
@@ -196,12 +199,15 @@ def run_step(inv: StepInvocation, cancel: CancelToken | None = None) -> StepResu
         status, error_type = "FAILED", type(exc).__name__
         error = f"{type(exc).__name__}: {exc}\n{_user_traceback(exc)}"
     finally:
+        if ctx is not None:
+            metrics = ctx.last_metrics
         if run is not None and tracker is not None and ctx is not None:
             _finish_tracking(tracker, run.info.run_id, ctx, call_params, outputs, status, error)
     return StepResult(
         step=inv.step,
         status=status,
         outputs=outputs,
+        metrics=metrics,
         mlflow_run_id=run.info.run_id if run is not None else None,
         duration_s=round(time.perf_counter() - started, 6),
         error=error,
@@ -209,9 +215,7 @@ def run_step(inv: StepInvocation, cancel: CancelToken | None = None) -> StepResu
     )
 
 
-def _call(
-    fn: Any, kwargs: dict[str, Any], ctx: StepContext, run: Any, cancel: CancelToken
-) -> Any:
+def _call(fn: Any, kwargs: dict[str, Any], ctx: StepContext, run: Any, cancel: CancelToken) -> Any:
     token = _set_context(ctx)
     try:
         if run is not None:
@@ -247,12 +251,17 @@ def _split_outputs(definition: Any, value: Any) -> dict[str, Any]:
             f"declares), but returned a {type(value).__name__}."
         )
     expected = outputs[0].annotation
-    if isinstance(expected, type) and expected is not object and not isinstance(value, expected):
-        if not (expected is float and isinstance(value, int)):
-            raise StackwiseError(
-                f"step {definition.name!r} is annotated to return {expected.__name__} but "
-                f"returned a {type(value).__name__}; fix the return value or the annotation."
-            )
+    checkable = (
+        isinstance(expected, type)
+        and expected not in (object, Any)
+        and typing.get_origin(expected) is None
+    )
+    int_for_float = expected is float and isinstance(value, int)
+    if checkable and not int_for_float and not isinstance(value, expected):
+        raise StackwiseError(
+            f"step {definition.name!r} is annotated to return {expected.__name__} but "
+            f"returned a {type(value).__name__}; fix the return value or the annotation."
+        )
     return {outputs[0].name: value}
 
 

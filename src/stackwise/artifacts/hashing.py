@@ -7,6 +7,7 @@ is defined in, so that a change to a helper in the same file invalidates the cac
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -35,10 +36,8 @@ def step_code_hash(fn: Callable[..., Any]) -> str:
         h.update(fn.__code__.co_code if hasattr(fn, "__code__") else repr(fn).encode())
     module = inspect.getmodule(fn)
     if module is not None:
-        try:
+        with contextlib.suppress(OSError, TypeError):
             h.update(inspect.getsource(module).encode())
-        except (OSError, TypeError):
-            pass
     return h.hexdigest()
 
 
@@ -85,10 +84,16 @@ def dataset_digest(data: Any) -> str:
         import pandas as pd
 
         hashed = pd.util.hash_pandas_object(data, index=True).values.tobytes()
-        cols = stable_json([str(c) for c in data.columns]).encode() if hasattr(data, "columns") else b""
+        cols = (
+            stable_json([str(c) for c in data.columns]).encode()
+            if hasattr(data, "columns")
+            else b""
+        )
         return sha256_bytes(hashed + cols)[:16]
     if mod.startswith("numpy"):
-        return sha256_bytes(data.tobytes() + str(data.shape).encode() + str(data.dtype).encode())[:16]
+        return sha256_bytes(data.tobytes() + str(data.shape).encode() + str(data.dtype).encode())[
+            :16
+        ]
     return sha256_bytes(stable_json(data).encode())[:16]
 
 

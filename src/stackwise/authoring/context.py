@@ -82,6 +82,7 @@ class StepContext:
     datasets: list[DatasetRecord] = dataclasses.field(default_factory=list)
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     flush: Any = None  # callable(list[MetricRecord]) set by the runner; None when untracked
+    last_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def logical_date(self) -> dt.datetime | None:
@@ -100,6 +101,7 @@ class StepContext:
         if math.isnan(value):
             value = float("nan")
         self.metrics.append(MetricRecord(key, value, int(time.time() * 1000), step or 0))
+        self.last_metrics[key] = value
         if len(self.metrics) >= METRIC_BATCH_LIMIT and self.flush is not None:
             pending, self.metrics = self.metrics, []
             self.flush(pending)

@@ -110,9 +110,9 @@ def _coerce(ann: Any, value: Any) -> Any:
     origin = typing.get_origin(ann)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(ann)
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_none and type(None) in args:
+            return None
         for arg in args:
             if arg is type(None):
                 continue

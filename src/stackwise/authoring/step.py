@@ -202,7 +202,7 @@ def step(
             raise PipelineValidationError(f"@step must decorate a function, got {f!r}.")
         return StepDefinition(f, name or f.__name__, options)
 
-    return wrap(fn) if fn is not None else wrap  # type: ignore[return-value]
+    return wrap(fn) if fn is not None else wrap
 
 
 def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:

@@ -29,8 +29,10 @@ def _finish(run: RunRecord, as_json: bool) -> None:
         console = out_console()
         console.print(steps_table(run))
         style = "green" if run.status == "SUCCEEDED" else "red"
-        console.print(f"run [bold]{run.run_id}[/] [{style}]{run.status}[/]"
-                      + (f"  mlflow run {run.mlflow_run_id}" if run.mlflow_run_id else ""))
+        console.print(
+            f"run [bold]{run.run_id}[/] [{style}]{run.status}[/]"
+            + (f"  mlflow run {run.mlflow_run_id}" if run.mlflow_run_id else "")
+        )
         for s in run.steps.values():
             if s.status == "FAILED" and s.error:
                 console.print(f"[red]step {s.name} failed:[/] {s.error.strip()}", highlight=False)
@@ -51,7 +53,9 @@ def _orchestrator(stack: str | None) -> Any:
 @guarded
 def run(
     target: str = typer.Argument(..., help="Pipeline: 'package.module:name' or 'file.py:name'."),
-    param: list[str] = typer.Option([], "-p", "--param", help="Override a parameter: -p key=value."),
+    param: list[str] = typer.Option(
+        [], "-p", "--param", help="Override a parameter: -p key=value."
+    ),
     stack: str | None = STACK_OPTION,
     max_parallel: int | None = typer.Option(None, "--max-parallel", min=1, help="Steps at once."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Rerun every step; ignore the cache."),
@@ -81,7 +85,9 @@ def run(
 @app.command()
 @guarded
 def resume(
-    run_id: str = typer.Argument(..., help="Run id (or a unique prefix) from `stackwise runs list`."),
+    run_id: str = typer.Argument(
+        ..., help="Run id (or a unique prefix) from `stackwise runs list`."
+    ),
     stack: str | None = STACK_OPTION,
     max_parallel: int | None = typer.Option(None, "--max-parallel", min=1),
     as_json: bool = JSON_OPTION,

@@ -57,7 +57,9 @@ def guarded(fn: F) -> F:
         except KeyboardInterrupt:
             from stackwise.cli.render import error_console
 
-            error_console().print("[bold red]interrupted:[/] the run was stopped and marked KILLED.")
+            error_console().print(
+                "[bold red]interrupted:[/] the run was stopped and marked KILLED."
+            )
             raise typer.Exit(130) from None
         finally:
             signal.signal(signal.SIGTERM, previous)

@@ -57,6 +57,7 @@ def run_json(run: RunRecord, *, with_steps: bool = True) -> dict[str, Any]:
                 "mlflow_run_id": s.mlflow_run_id,
                 "duration_s": s.duration_s,
                 "outputs": {k: v["uri"] for k, v in s.outputs.items()},
+                "metrics": s.metrics,
                 "error": s.error,
             }
             for s in run.steps.values()
@@ -68,8 +69,8 @@ def steps_table(run: RunRecord) -> Table:
     from rich.table import Table
 
     table = Table(title=f"{run.pipeline} · run {run.run_id}", title_justify="left")
-    for col in ("step", "status", "attempts", "cached", "duration", "mlflow run"):
-        table.add_column(col)
+    for col in ("step", "status", "attempts", "cached", "duration", "metrics", "mlflow run"):
+        table.add_column(col, no_wrap=col in ("step", "status"))
     for s in run.steps.values():
         style = _STYLE.get(s.status, "")
         table.add_row(
@@ -78,9 +79,14 @@ def steps_table(run: RunRecord) -> Table:
             str(s.attempt),
             "yes" if s.cached else "",
             f"{s.duration_s:.2f}s" if s.duration_s is not None else "",
-            s.mlflow_run_id or "",
+            " ".join(f"{k}={_fmt(v)}" for k, v in list(s.metrics.items())[:6]),
+            (s.mlflow_run_id or "")[:12],
         )
     return table
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
 
 
 def runs_table(runs: list[RunRecord]) -> Table:
@@ -163,4 +169,7 @@ def error_console() -> Console:
 def out_console() -> Console:
     from rich.console import Console
 
-    return Console(file=sys.stdout, highlight=False)
+    console = Console(file=sys.stdout, highlight=False)
+    if not console.is_terminal:  # logs and pipes: wide enough that tables do not wrap
+        console.width = max(console.width, 160)
+    return console

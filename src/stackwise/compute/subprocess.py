@@ -75,8 +75,15 @@ class SubprocessBackend:
         env.pop("MLFLOW_RUN_ID", None)
         with open(log_file, "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "stackwise.runner", "--invocation", str(inv_file),
-                 "--result", str(result_file)],
+                [
+                    sys.executable,
+                    "-m",
+                    "stackwise.runner",
+                    "--invocation",
+                    str(inv_file),
+                    "--result",
+                    str(result_file),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

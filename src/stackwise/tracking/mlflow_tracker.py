@@ -200,7 +200,7 @@ class ActiveRun:
 
         stack = getattr(fluent, "_active_run_stack", None)
         if stack is not None and hasattr(stack, "get"):
-            self._pushed = fluent.ActiveRun(self.run)
+            self._pushed = fluent.ActiveRun(self.run)  # type: ignore[no-untyped-call]
             stack.get().append(self._pushed)
         return self
 
@@ -209,7 +209,7 @@ class ActiveRun:
             return
         from mlflow.tracking import fluent
 
-        stack = fluent._active_run_stack.get()
+        stack = fluent._active_run_stack.get()  # type: ignore[no-untyped-call]
         if stack and stack[-1] is self._pushed:
             stack.pop()
         elif self._pushed in stack:

@@ -93,10 +93,14 @@ class Executor:
             raise
 
     def _startable_later(self) -> bool:
-        return any(self.records[n].status == "PENDING" and self._ready(n) for n in self.pipeline.order)
+        return any(
+            self.records[n].status == "PENDING" and self._ready(n) for n in self.pipeline.order
+        )
 
     def _ready(self, name: str) -> bool:
-        return all(self.records[u].status == "SUCCEEDED" for u in self.pipeline.nodes[name].upstream)
+        return all(
+            self.records[u].status == "SUCCEEDED" for u in self.pipeline.nodes[name].upstream
+        )
 
     def _start_ready(self) -> None:
         now = time.monotonic()
@@ -118,7 +122,9 @@ class Executor:
         now = time.monotonic()
         wake = [now + 0.5]
         wake += [a.deadline for a in self.running.values() if a.deadline and not a.stop_reason]
-        wake += [a.stop_requested_at + STOP_GRACE_S for a in self.running.values() if a.stop_requested_at]
+        wake += [
+            a.stop_requested_at + STOP_GRACE_S for a in self.running.values() if a.stop_requested_at
+        ]
         wake += [t for n, t in self.not_before.items() if self.records[n].status == "PENDING"]
         timeout = max(0.0, min(wake) - now)
         try:
@@ -194,17 +200,19 @@ class Executor:
         hit = self.state.cache_lookup(key)
         if hit is None:
             return False
-        outputs, _source_run, source_mlflow = hit
-        if not all(self.store.exists(ArtifactRef.from_dict(o)) for o in outputs.values()):
+        if not all(self.store.exists(ArtifactRef.from_dict(o)) for o in hit.outputs.values()):
             return False
         now = time.time()
-        record.status, record.cached, record.outputs = "SUCCEEDED", True, outputs
+        record.status, record.cached, record.outputs = "SUCCEEDED", True, hit.outputs
+        record.metrics = hit.metrics
         record.started_at = record.ended_at = now
         record.duration_s = 0.0
         record.error = None
-        record.mlflow_run_id = self.record_cached(record, source_mlflow)
+        record.mlflow_run_id = self.record_cached(record, hit.mlflow_run_id)
         self.state.finish_step(self.run.run_id, record, self.pipeline.name, cache=False)
-        self.on_event(StepEvent(self.run.run_id, record.name, "SUCCEEDED", record.attempt, True, 0.0))
+        self.on_event(
+            StepEvent(self.run.run_id, record.name, "SUCCEEDED", record.attempt, True, 0.0)
+        )
         return True
 
     # -- finishing ----------------------------------------------------------------------------
@@ -229,6 +237,7 @@ class Executor:
         record.mlflow_run_id = result.mlflow_run_id
         record.error = result.error
         retries = self.pipeline.nodes[name].definition.options.retries
+        record.metrics = result.metrics
         if result.status == "SUCCEEDED":
             record.status, record.outputs = "SUCCEEDED", result.outputs
         elif result.status == "FAILED" and self.tries.get(name, 0) <= retries.count:
@@ -293,13 +302,17 @@ class Executor:
                 continue
             self.running.pop(name)
             result = handle.result()
-            if result.status == "FAILED" and result.error_type in ("StepCancelledError", "KeyboardInterrupt"):
+            if result.status == "FAILED" and result.error_type in (
+                "StepCancelledError",
+                "KeyboardInterrupt",
+            ):
                 result = result.model_copy(update={"status": "KILLED"})
             self._record_killed(name, result)
         for name in list(self.running):
             self.running.pop(name)
             self._record_killed(
-                name, StepResult(step=name, status="KILLED", error="interrupted; did not stop in time")
+                name,
+                StepResult(step=name, status="KILLED", error="interrupted; did not stop in time"),
             )
 
     def _record_killed(self, name: str, result: StepResult) -> None:
@@ -310,4 +323,6 @@ class Executor:
         record.mlflow_run_id = result.mlflow_run_id or record.mlflow_run_id
         record.ended_at, record.duration_s = time.time(), result.duration_s
         self.state.finish_step(self.run.run_id, record, self.pipeline.name, cache=True)
-        self.on_event(StepEvent(self.run.run_id, name, record.status, record.attempt, error=result.error))
+        self.on_event(
+            StepEvent(self.run.run_id, name, record.status, record.attempt, error=result.error)
+        )

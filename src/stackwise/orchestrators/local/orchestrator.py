@@ -163,7 +163,12 @@ class LocalOrchestrator:
                 store.exists(ArtifactRef.from_dict(o)) for o in record.outputs.values()
             )
             if not keep:
-                record.status, record.error, record.cached, record.outputs = "PENDING", None, False, {}
+                record.status, record.error, record.cached, record.outputs = (
+                    "PENDING",
+                    None,
+                    False,
+                    {},
+                )
                 self.state.update_step(run.run_id, record.name, status="PENDING", error=None,
                                        cached=False, outputs={})  # fmt: skip
         tracking = None
@@ -215,12 +220,16 @@ class LocalOrchestrator:
             if tracking is not None:
                 tracker = self._tracker(tracking.uri)
                 leftover = "KILLED" if run.status == "KILLED" else "FAILED"
-                tracker.close_open_children(tracking.experiment_id, tracking.parent_run_id, leftover)
+                tracker.close_open_children(
+                    tracking.experiment_id, tracking.parent_run_id, leftover
+                )
                 from stackwise.authoring.context import MetricRecord
 
                 tracker.log(
                     tracking.parent_run_id,
-                    metrics=[MetricRecord("stackwise.duration_s", seconds, int(time.time() * 1000), 0)],
+                    metrics=[
+                        MetricRecord("stackwise.duration_s", seconds, int(time.time() * 1000), 0)
+                    ],
                     tags={"stackwise.status": run.status},
                 )
                 tracker.end_run(
@@ -273,7 +282,9 @@ class LocalOrchestrator:
         from stackwise.tracking.manifest import cached_manifest
 
         folder = str(Path(pipeline.source_file).parent) if pipeline.source_file else os.getcwd()
-        return cached_manifest(folder, run.orchestrator, run.compute, os.environ.get("STACKWISE_IMAGE"))
+        return cached_manifest(
+            folder, run.orchestrator, run.compute, os.environ.get("STACKWISE_IMAGE")
+        )
 
     def _tracking_target(self, pipeline: Pipeline, run: RunRecord) -> TrackingTarget:
         assert run.mlflow_run_id and run.experiment_id

@@ -32,8 +32,17 @@ class StepRecord:
     ended_at: float | None = None
     duration_s: float | None = None
     outputs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     error: str | None = None
     cache_key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheEntry:
+    outputs: dict[str, dict[str, Any]]
+    metrics: dict[str, float]
+    run_id: str
+    mlflow_run_id: str | None
 
 
 @dataclasses.dataclass
@@ -148,6 +157,7 @@ class StateStore:
             sa.Column("ended_at", sa.Float),
             sa.Column("duration_s", sa.Float),
             sa.Column("outputs", sa.Text, nullable=False),
+            sa.Column("metrics", sa.Text),
             sa.Column("error", sa.Text),
             sa.Column("cache_key", sa.String(64)),
         )  # fmt: skip
@@ -157,6 +167,7 @@ class StateStore:
             sa.Column("pipeline", sa.String(256), nullable=False),
             sa.Column("step", sa.String(128), nullable=False),
             sa.Column("outputs", sa.Text, nullable=False),
+            sa.Column("metrics", sa.Text),
             sa.Column("run_id", sa.String(64), nullable=False),
             sa.Column("mlflow_run_id", sa.String(64)),
             sa.Column("created_at", sa.Float, nullable=False),
@@ -171,8 +182,12 @@ class StateStore:
             conn.execute(
                 self.steps.insert(),
                 [
-                    {**self._step_row(run.steps.get(n) or StepRecord(n)), "run_id": run.run_id,
-                     "step": n, "position": i}
+                    {
+                        **self._step_row(run.steps.get(n) or StepRecord(n)),
+                        "run_id": run.run_id,
+                        "step": n,
+                        "position": i,
+                    }
                     for i, n in enumerate(step_names)
                 ],
             )
@@ -193,8 +208,13 @@ class StateStore:
             result = conn.execute(
                 self.runs.update()
                 .where(cond)
-                .values(status="RUNNING", host=socket.gethostname(), pid=os.getpid(),
-                        ended_at=None, error=None)
+                .values(
+                    status="RUNNING",
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    ended_at=None,
+                    error=None,
+                )
             )
             return bool(result.rowcount == 1)
 
@@ -255,24 +275,31 @@ class StateStore:
                 .values(**row)
             )
             if cache and record.status == "SUCCEEDED" and record.cache_key and not record.cached:
-                conn.execute(sa.delete(self.cache).where(self.cache.c.cache_key == record.cache_key))
+                conn.execute(
+                    sa.delete(self.cache).where(self.cache.c.cache_key == record.cache_key)
+                )
                 conn.execute(
                     self.cache.insert().values(
                         cache_key=record.cache_key, pipeline=pipeline, step=record.name,
-                        outputs=row["outputs"], run_id=run_id, mlflow_run_id=record.mlflow_run_id,
-                        created_at=time.time(),
+                        outputs=row["outputs"], metrics=row["metrics"], run_id=run_id,
+                        mlflow_run_id=record.mlflow_run_id, created_at=time.time(),
                     )
                 )  # fmt: skip
 
-    def cache_lookup(self, key: str) -> tuple[dict[str, dict[str, Any]], str, str | None] | None:
-        """(outputs, run_id, mlflow_run_id) of an earlier success with this cache key."""
+    def cache_lookup(self, key: str) -> CacheEntry | None:
+        """The earlier success with this cache key, if any."""
         import sqlalchemy as sa
 
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(self.cache).where(self.cache.c.cache_key == key)).first()
         if row is None:
             return None
-        return json.loads(row.outputs), row.run_id, row.mlflow_run_id
+        return CacheEntry(
+            outputs=json.loads(row.outputs),
+            metrics=json.loads(row.metrics) if row.metrics else {},
+            run_id=row.run_id,
+            mlflow_run_id=row.mlflow_run_id,
+        )
 
     # -- rows ---------------------------------------------------------------------------------
     @staticmethod
@@ -302,6 +329,7 @@ class StateStore:
         data.pop("position")
         name = data.pop("step")
         data["outputs"] = json.loads(data["outputs"])
+        data["metrics"] = json.loads(data["metrics"]) if data["metrics"] else {}
         data["cached"] = bool(data["cached"])
         return StepRecord(name=name, **data)
 
@@ -309,7 +337,7 @@ class StateStore:
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in fields.items():
-        if key in ("params", "options", "outputs", "interval"):
+        if key in ("params", "options", "outputs", "interval", "metrics"):
             out[key] = json.dumps(value, default=str) if value is not None else None
         else:
             out[key] = value

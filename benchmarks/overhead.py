@@ -1,0 +1,131 @@
+"""Per-step orchestration overhead of the embedded orchestrator, tracking on and off, next to
+the raw cost of recording one MLflow run in the same process.
+
+    python benchmarks/overhead.py [--repeat 5]
+
+Pipelines: a 20-step chain of no-op steps (each passes an int to the next) and a 50-wide
+fan-out (one source, 50 no-op steps reading it). Overhead per step = wall time of a whole
+run (cache off, after a warm-up run) / number of steps; the steps themselves do nothing, so
+everything measured is stackwise plus MLflow. Raw MLflow = create_run + log_batch +
+set_terminated on a SQLite store, the three calls stackwise makes per tracked step.
+Target: tracked overhead per step <= 1.5 x raw MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+PIPELINES = textwrap.dedent(
+    """
+    import stackwise as sw
+
+    @sw.step
+    def source() -> int:
+        return 0
+
+    @sw.step
+    def inc(x: int) -> int:
+        return x + 1
+
+    @sw.step
+    def leaf(x: int, i: int) -> int:
+        return x + i
+
+    @sw.pipeline
+    def chain20() -> None:
+        value = source()
+        for i in range(19):
+            value = inc.alias(f"inc_{i}")(value)
+
+    @sw.pipeline
+    def fanout50() -> None:
+        value = source()
+        for i in range(49):
+            leaf.alias(f"leaf_{i}")(value, i)
+    """
+)
+
+
+def raw_mlflow_ms(folder: Path, runs: int) -> float:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = MlflowClient(f"sqlite:///{folder / 'raw.db'}")
+    exp = client.create_experiment("raw", artifact_location=(folder / "raw").as_uri())
+    samples = []
+    for i in range(runs + 5):
+        t0 = time.perf_counter()
+        run = client.create_run(exp, tags={"mlflow.parentRunId": "x", "k": "v"})
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric("m", 1.0, int(time.time() * 1000), 0)],
+            params=[Param("p", "1")],
+            tags=[RunTag("t", "v")],
+        )
+        client.set_terminated(run.info.run_id)
+        if i >= 5:  # warm-up excluded
+            samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1000
+
+
+def stackwise_ms(folder: Path, name: str, tracking: bool, repeat: int, parallel: int) -> float:
+    from stackwise.authoring.loader import load_pipeline
+    from stackwise.config import StackConfig
+    from stackwise.orchestrators.local import LocalOrchestrator
+
+    sub = folder / f"{name}-{'on' if tracking else 'off'}"
+    sub.mkdir()
+    stack = StackConfig(base_dir=sub, tracking=tracking, max_parallel=parallel)
+    orchestrator = LocalOrchestrator(stack)
+    pipeline = load_pipeline(f"{folder / 'bench_pipelines.py'}:{name}")
+    orchestrator.run(pipeline, use_cache=False)  # warm-up: imports, DB schema, experiment
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        record = orchestrator.run(pipeline, use_cache=False)
+        samples.append(time.perf_counter() - t0)
+        assert record.status == "SUCCEEDED", record.error
+    return statistics.median(samples) * 1000 / len(pipeline.order)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--max-parallel", type=int, default=4)
+    args = parser.parse_args()
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    with tempfile.TemporaryDirectory(prefix="stackwise-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "bench_pipelines.py").write_text(PIPELINES)
+        raw = raw_mlflow_ms(folder, runs=100)
+        rows = []
+        for name in ("chain20", "fanout50"):
+            off = stackwise_ms(folder, name, False, args.repeat, args.max_parallel)
+            on = stackwise_ms(folder, name, True, args.repeat, args.max_parallel)
+            rows.append((name, off, on))
+    print(f"raw MLflow run (create_run + log_batch + set_terminated): {raw:.1f} ms")
+    print(
+        f"{'pipeline':<10} {'tracking off':>14} {'tracking on':>13} {'on / raw':>9}  target <= 1.5"
+    )
+    ok = True
+    for name, off, on in rows:
+        ratio = on / raw
+        ok &= ratio <= 1.5
+        verdict = "ok" if ratio <= 1.5 else "MISSED"
+        print(f"{name:<10} {off:>11.2f} ms {on:>10.2f} ms {ratio:>9.2f}  {verdict}")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, max_parallel {args.max_parallel}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
