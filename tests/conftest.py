@@ -21,6 +21,10 @@ from stackwise.config import StackConfig
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
+# The suite runs offline: no usage telemetry from MLflow.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -180,7 +180,7 @@ def register(
     import mlflow.sklearn
     from mlflow import MlflowClient
 
-    example = train.drop(columns=[TARGET]).head(5)
+    example = train.drop(columns=[TARGET]).head(5).astype("float64")
     info = mlflow.sklearn.log_model(
         model,
         name="model",

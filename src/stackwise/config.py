@@ -120,7 +120,10 @@ def load_stack(path: str | os.PathLike[str] | None = None) -> StackConfig:
     try:
         data: Any = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML ({exc}).") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise ConfigError(f"{file}: not valid YAML{where}: {problem}; fix the syntax.") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a mapping of keys to values at the top level.")
     for key in ("base_dir", "source"):

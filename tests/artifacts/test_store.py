@@ -135,9 +135,7 @@ def test_unfitted_estimator_also_uses_joblib() -> None:
     "value",
     [Custom(3, "three"), (1, 2), {1: "int key"}, float("nan"), {"a": (1, 2)}],
 )
-def test_other_values_fall_back_to_pickle_with_a_warning(
-    store: ArtifactStore, value: Any
-) -> None:
+def test_other_values_fall_back_to_pickle_with_a_warning(store: ArtifactStore, value: Any) -> None:
     with pytest.warns(PickleFallbackWarning, match="it was pickled"):
         ref = store.put(value)
     assert ref.serializer == "pickle"

@@ -139,9 +139,7 @@ def test_missing_attribute_in_a_module(package: tuple[Path, str]) -> None:
     (folder / "flows.py").write_text(textwrap.dedent(PIPELINE_SOURCE))
     with pytest.raises(PipelineLoadError) as exc:
         load_pipeline(f"{name}.flows:ohter")
-    assert f"'{name}.flows' has no pipeline named 'ohter'. Did you mean 'other'?" in str(
-        exc.value
-    )
+    assert f"'{name}.flows' has no pipeline named 'ohter'. Did you mean 'other'?" in str(exc.value)
 
 
 @pytest.mark.parametrize(("attr", "kind"), [("not_a_pipeline", "int"), ("plain_function", "")])

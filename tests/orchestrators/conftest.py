@@ -31,3 +31,11 @@ def stack(project: Path, mlflow_db_template: Path) -> StackConfig:
     db.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(mlflow_db_template, db)
     return StackConfig(base_dir=project)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pytestconfig: pytest.Config) -> str:
+    """PG_URL of tests/conftest.py (looked up, not copied, so both always agree)."""
+    root = pytestconfig.pluginmanager.get_plugin(str(Path(__file__).parents[1] / "conftest.py"))
+    assert root is not None, "tests/conftest.py is not loaded"
+    return str(root.PG_URL)

@@ -30,12 +30,17 @@ def load_pipeline(ref: str) -> Pipeline:
 
 
 def forget(ref: str | None = None) -> None:
-    """Drop memoized pipelines (tests, or a long-lived process after code changes)."""
+    """Drop memoized pipelines and the modules of file references, so that the next load
+    reads the code again (tests, or a long-lived process after code changes)."""
     with _lock:
-        if ref is None:
-            _cache.clear()
-        else:
-            _cache.pop(_normalize(ref), None)
+        keys = list(_cache) if ref is None else [_normalize(ref)]
+        for key in keys:
+            _cache.pop(key, None)
+            target = key.rpartition(":")[0]
+            if target.endswith(".py"):
+                module = sys.modules.get(Path(target).stem)
+                if module is not None and getattr(module, "__file__", None) == target:
+                    del sys.modules[Path(target).stem]
 
 
 def _normalize(ref: str) -> str:
@@ -63,6 +68,13 @@ def _load(ref: str, key: str) -> Pipeline:
             raise PipelineLoadError(
                 f"cannot import module {target!r} for pipeline {ref!r} ({exc}); check the "
                 "spelling, install the package, or give a file path like path/to/file.py:name."
+            ) from exc
+        except StackwiseError:
+            raise
+        except Exception as exc:
+            raise PipelineLoadError(
+                f"importing module {target!r} failed: {type(exc).__name__}: {exc}. Fix the error "
+                f"there (python -c 'import {target}' shows the traceback)."
             ) from exc
     obj = getattr(module, attr, None)
     if obj is None:

@@ -41,6 +41,18 @@ class ParamRef:
             "being built; branch inside a step instead (the body only wires steps together)."
         )
 
+    def __eq__(self, other: object) -> bool:
+        raise PipelineValidationError(
+            f"pipeline parameter {self.name!r} was compared while the pipeline was being built; "
+            "its value only exists at run time: pass it to a step and compare there."
+        )
+
+    __ne__ = __eq__
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
 
 def check_supported(spec: ParamSpec, pipeline: str) -> None:
     if not _supported(spec.annotation):
@@ -50,6 +62,12 @@ def check_supported(spec: ParamSpec, pipeline: str) -> None:
             "Literal[...] or Optional of those."
         )
     if not spec.required:
+        if isinstance(spec.default, str) and _accepts_non_str(spec.annotation):
+            raise PipelineValidationError(
+                f"pipeline {pipeline!r}: the default of parameter {spec.name!r} does not match its "
+                f"type: parameter {spec.name!r} expects {spec.type_name}, got {spec.default!r} (a "
+                "string); write the default as a value of that type."
+            )
         try:
             coerce(spec, spec.default)
         except ParameterError as exc:
@@ -78,7 +96,7 @@ def resolve(specs: Mapping[str, ParamSpec], overrides: Mapping[str, Any]) -> dic
                 f"parameter {name!r} ({spec.type_name}) has no default: pass -p {name}=VALUE."
             )
         else:
-            values[name] = spec.default
+            values[name] = coerce(spec, spec.default)  # e.g. `lr: float = 1` gives 1.0
     return values
 
 
@@ -159,8 +177,25 @@ def _coerce(ann: Any, value: Any) -> Any:
             value = json.loads(value)
         if not isinstance(value, container):
             raise TypeError("")
+        args = typing.get_args(ann)
+        if container is list and args:
+            return [_coerce(args[0], v) for v in value]
+        if container is dict and len(args) == 2:
+            return {_coerce(args[0], k): _coerce(args[1], v) for k, v in value.items()}
         return value
     raise TypeError(f"unsupported type {_type_name(ann)}")
+
+
+def _accepts_non_str(ann: Any) -> bool:
+    """True when a str default would only fit by parsing (the type is not str-like)."""
+    if ann is Any or ann is str:
+        return False
+    origin = typing.get_origin(ann)
+    if origin in (typing.Union, types.UnionType):
+        return all(_accepts_non_str(a) for a in typing.get_args(ann) if a is not type(None))
+    if origin is Literal:
+        return not any(isinstance(a, str) for a in typing.get_args(ann))
+    return True
 
 
 def _supported(ann: Any) -> bool:

@@ -43,6 +43,18 @@ class OutputRef:
             "built; branch inside a step instead."
         )
 
+    def __eq__(self, other: object) -> bool:
+        raise PipelineValidationError(
+            f"output {self.step}.{self.output} was compared while the pipeline was built; its "
+            "value only exists at run time: compare inside a step instead."
+        )
+
+    __ne__ = __eq__
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__
+
+    def __hash__(self) -> int:
+        return hash((self.step, self.output))
+
 
 class StepOutputs:
     """The named outputs of a multi-output step: attribute access or tuple unpacking."""
@@ -60,6 +72,13 @@ class StepOutputs:
 
     def __getitem__(self, index: int) -> OutputRef:
         return self._refs[index]
+
+    def __bool__(self) -> bool:
+        step = self._refs[0].step if self._refs else "?"
+        raise PipelineValidationError(
+            f"the outputs of step {step!r} were used in a condition while the pipeline was "
+            "built; branch inside a step instead."
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,6 +32,15 @@ class Resources:
     gpu_type: str | None = None
 
     def __post_init__(self) -> None:
+        for name, kinds in (("cpu", (int, float)), ("gpu", (int,)), ("memory", (str,)),
+                            ("gpu_type", (str,))):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+                expected = " or ".join(k.__name__ for k in kinds)
+                raise PipelineValidationError(
+                    f"Resources({name}={value!r}): expected {expected}"
+                    " (e.g. Resources(cpu=2, memory='4Gi', gpu=1, gpu_type='nvidia-tesla-t4'))."
+                )
         if self.cpu is not None and self.cpu <= 0:
             raise PipelineValidationError(f"Resources(cpu={self.cpu}) must be > 0.")
         if self.gpu is not None and self.gpu < 0:
@@ -184,9 +193,21 @@ def step(
     """
     if isinstance(retries, bool) or not isinstance(retries, int | Retries):
         raise PipelineValidationError(f"retries={retries!r}: give an int or Retries(...).")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float | dt.timedelta)
+    ):
+        raise PipelineValidationError(
+            f"timeout={timeout!r}: give seconds as a number (timeout=600) or a datetime.timedelta."
+        )
     timeout_s = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
     if timeout_s is not None and timeout_s <= 0:
         raise PipelineValidationError(f"timeout={timeout!r} must be a positive number of seconds.")
+    if resources is not None and not isinstance(resources, Resources):
+        raise PipelineValidationError(
+            f"resources={resources!r}: give stackwise.Resources(cpu=..., memory=..., gpu=...)."
+        )
+    if not isinstance(cache, bool):
+        raise PipelineValidationError(f"cache={cache!r}: give True or False.")
     options = StepOptions(
         resources=resources or Resources(),
         retries=retries if isinstance(retries, Retries) else Retries(count=retries),

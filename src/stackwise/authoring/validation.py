@@ -42,9 +42,23 @@ def validate_pipeline(
     for spec in params:
         check_supported(spec, pipeline.name)
     by_name = {n.name: n for n in nodes}
+    param_types = {p.name: p.annotation for p in params}
     for node in nodes:
+        declared = {i.name: i for i in node.definition.inputs}
+        for input_name in node.bindings:
+            if input_name not in declared:
+                raise PipelineValidationError(
+                    f"{where}: step {node.name!r} has no input {input_name!r}."
+                    f"{did_you_mean(input_name, list(declared))} Its inputs are: "
+                    f"{', '.join(declared) or '(none)'}."
+                )
+        for inp in node.definition.inputs:
+            if inp.name not in node.bindings and not inp.has_default:
+                _check_binding(where, node, inp.name, _MISSING, by_name, param_names)
         for input_name, binding in node.bindings.items():
             _check_binding(where, node, input_name, binding, by_name, param_names)
+            if binding.kind == "param":
+                _check_param_type(where, node, input_name, binding.param or "", param_types)
     _check_acyclic(where, by_name)
     for node in nodes:
         for input_name, binding in node.bindings.items():
@@ -86,6 +100,25 @@ def _check_binding(
                 f"{binding.output!r} of step {producer.name!r}, which only produces "
                 f"{outputs or 'nothing'}.{did_you_mean(binding.output, outputs)}"
             )
+
+
+class _Missing:
+    kind = "missing"
+
+
+_MISSING = _Missing()
+
+
+def _check_param_type(
+    where: str, node: StepNode, input_name: str, param: str, param_types: dict[str, Any]
+) -> None:
+    spec = next(i for i in node.definition.inputs if i.name == input_name)
+    if not compatible(param_types[param], spec.annotation):
+        raise PipelineValidationError(
+            f"{where}: step {node.name!r} input {input_name!r} expects {_name(spec.annotation)} "
+            f"but pipeline parameter {param!r} is {_name(param_types[param])}; change the "
+            "parameter's annotation or the step's."
+        )
 
 
 def _check_acyclic(where: str, by_name: dict[str, StepNode]) -> None:

@@ -71,17 +71,26 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-@app.callback()
-def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for known errors too."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    _debug["on"] = debug or bool(os.environ.get("STACKWISE_DEBUG"))
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from stackwise import __version__
 
         typer.echo(__version__)
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for known errors too."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
+    _debug["on"] = debug or bool(os.environ.get("STACKWISE_DEBUG"))
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ _SECRET_NAME = re.compile(
 )
 # Names that match the pattern above but are not secrets.
 _NOT_SECRET = {"PWD", "OLDPWD", "KEYTIMEOUT", "XAUTHORITY"}
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]+):[^@/\s]+@")
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@")
 _MIN_SECRET_LEN = 4
 
 

@@ -1,0 +1,136 @@
+"""The local orchestrator against PostgreSQL: tracking to a real `mlflow server` backed by
+PostgreSQL, and the run state store itself on PostgreSQL. The database is shared with other
+tests and earlier sessions: runs are told apart by id, experiments by a unique name, and
+nothing is dropped."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from orch_support import all_runs, by_name, children_of, lines
+
+import stackwise
+from stackwise.config import StackConfig
+from stackwise.orchestrators.local import LocalOrchestrator, StateStore
+
+pytestmark = pytest.mark.slow
+
+WritePipeline = Callable[..., str]
+
+PIPE = """
+    import pathlib
+
+    import mlflow
+
+    import stackwise
+    from stackwise import pipeline, step
+
+    HERE = pathlib.Path(__file__).parent
+    UNIQUE = "__UNIQUE__"  # makes cache keys unique to this test run (the cache is shared)
+
+
+    def _mark(name):
+        with (HERE / "executions.log").open("a") as fh:
+            fh.write(name + "\\n")
+
+
+    @step
+    def prepare(n: int) -> list:
+        _mark("prepare")
+        return list(range(n))
+
+
+    @step
+    def fit(xs: list) -> float:
+        _mark("fit")
+        if (HERE / "fail_fit").exists():
+            raise RuntimeError("fit was told to fail")
+        for i, x in enumerate(xs):
+            stackwise.log_metric("progress", float(x), step=i)
+        mlflow.log_metric("plain", 7.0)
+        return float(sum(xs))
+
+
+    @pipeline
+    def pipe(n: int = 4):
+        fit(prepare(n))
+"""
+
+
+def _source() -> str:
+    return PIPE.replace("__UNIQUE__", uuid.uuid4().hex)
+
+
+def test_tracking_to_postgres_backed_mlflow_server(
+    project: Path, write_pipeline: WritePipeline, mlflow_pg_server: str
+) -> None:
+    experiment = f"stackwise-it-{uuid.uuid4().hex[:12]}"
+    stack = StackConfig(base_dir=project, tracking_uri=mlflow_pg_server, experiment=experiment)
+
+    run = LocalOrchestrator(stack).run(stackwise.load_pipeline(write_pipeline(_source())))
+
+    assert run.status == "SUCCEEDED", run.error
+    assert run.tracking_uri == mlflow_pg_server
+    client = MlflowClient(mlflow_pg_server)
+    assert client.get_experiment(run.experiment_id).name == experiment
+    runs = all_runs(mlflow_pg_server, run.experiment_id or "")
+    assert len(runs) == 3
+    parent = client.get_run(run.mlflow_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params == {"n": "4"}
+    assert parent.data.tags["stackwise.run_id"] == run.run_id
+    children = by_name(children_of(runs, run.mlflow_run_id or ""))
+    assert set(children) == {"prepare", "fit"}
+    assert {c.info.status for c in children.values()} == {"FINISHED"}
+    fit = children["fit"]
+    assert fit.data.metrics == {"progress": 3.0, "plain": 7.0}
+    history = client.get_metric_history(fit.info.run_id, "progress")
+    assert sorted((m.step, m.value) for m in history) == [(i, float(i)) for i in range(4)]
+    assert fit.data.tags["stackwise.output.output"] == run.steps["fit"].outputs["output"]["uri"]
+    path = client.download_artifacts(
+        run.mlflow_run_id, "stackwise/environment.json", str(project / "dl")
+    )
+    assert json.loads(Path(path).read_text())["orchestrator"] == "local"
+
+
+def test_state_store_on_postgres_run_and_resume(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline, pg_url: str
+) -> None:
+    stack = stack.model_copy(update={"state_store": pg_url})
+    ref = write_pipeline(_source())
+    (project / "fail_fit").touch()
+
+    failed = LocalOrchestrator(stack).run(stackwise.load_pipeline(ref))
+
+    assert failed.status == "FAILED"
+    state = StateStore(pg_url)
+    saved = state.get_run(failed.run_id)
+    assert saved.status == "FAILED"
+    assert {n: s.status for n, s in saved.steps.items()} == {
+        "prepare": "SUCCEEDED", "fit": "FAILED"
+    }
+    assert failed.run_id in [r.run_id for r in state.list_runs(limit=1000, pipeline="pipe")]
+
+    (project / "fail_fit").unlink()
+    resumed = LocalOrchestrator(stack).resume(failed.run_id)
+
+    assert resumed.status == "SUCCEEDED", resumed.error
+    assert resumed.run_id == failed.run_id
+    saved = state.get_run(failed.run_id)
+    assert saved.status == "SUCCEEDED"
+    assert {n: s.status for n, s in saved.steps.items()} == dict.fromkeys(
+        ["prepare", "fit"], "SUCCEEDED"
+    )
+    assert lines(project / "executions.log") == ["prepare", "fit", "fit"]
+    parent = MlflowClient(stack.tracking_uri_resolved).get_run(failed.mlflow_run_id)
+    assert parent.info.status == "FINISHED"
+
+    # a second run of the same pipeline hits the PostgreSQL-backed step cache
+    again = LocalOrchestrator(stack).run(stackwise.load_pipeline(ref))
+    assert {n: s.cached for n, s in again.steps.items()} == {"prepare": True, "fit": True}
+    assert again.run_id != failed.run_id
