@@ -76,7 +76,7 @@ def mlflow_pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` backed by the PostgreSQL at 127.0.0.1:5432, database `test`."""
     artifacts = tmp_path_factory.mktemp("mlflow-server-artifacts")
     port = free_port()
-    log = open(artifacts / "server.log", "wb")
+    log = open(artifacts / "server.log", "wb")  # noqa: SIM115  (open while the server runs)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", PG_URL,
          "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",

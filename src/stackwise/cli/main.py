@@ -93,8 +93,19 @@ def _root(
     _debug["on"] = debug or bool(os.environ.get("STACKWISE_DEBUG"))
 
 
+#: Modules that register commands on `app` when imported; one per command group.
+COMMAND_MODULES = ("stackwise.cli.commands",)
+
+
+def load_commands() -> None:
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+
+
 def main() -> None:
-    from stackwise.cli import commands  # noqa: F401  (registers the commands)
+    load_commands()
 
     try:
         app()
