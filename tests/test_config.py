@@ -99,11 +99,23 @@ def test_bad_orchestrator_lists_allowed_values(project: Path) -> None:
 
 
 def test_bad_compute_lists_allowed_values(project: Path) -> None:
-    path = _write(project, "compute: kubernetes\n")
+    path = _write(project, "compute: lambda\n")
     message = _error(path)
     assert str(path) in message
-    assert "key 'compute' = 'kubernetes'" in message
-    assert "allowed: local, subprocess" in message
+    assert "key 'compute' = 'lambda'" in message
+    assert "allowed: local, subprocess, ray, kubernetes" in message
+
+
+def test_planned_backend_is_valid_config_but_cannot_run_yet(project: Path) -> None:
+    from stackwise.plugins import COMPUTE_BACKENDS, ORCHESTRATORS, resolve
+
+    path = _write(project, "orchestrator: airflow\ncompute: kubernetes\n")
+    config = load_stack(path)
+    assert (config.orchestrator, config.compute) == ("airflow", "kubernetes")
+    with pytest.raises(ConfigError, match="not available in this release"):
+        resolve(ORCHESTRATORS, "orchestrator", config.orchestrator)
+    with pytest.raises(ConfigError, match="set it to one of local, subprocess"):
+        resolve(COMPUTE_BACKENDS, "compute backend", config.compute)
 
 
 def test_bad_state_store_lists_allowed_values(project: Path) -> None:

@@ -44,19 +44,21 @@ class StackConfig(BaseModel):
     @field_validator("orchestrator")
     @classmethod
     def _known_orchestrator(cls, value: str) -> str:
-        from stackwise.plugins import ORCHESTRATORS
+        from stackwise.plugins import ORCHESTRATORS, PLANNED_ORCHESTRATORS
 
-        if value not in ORCHESTRATORS:
-            raise ValueError(f"unknown orchestrator; allowed: {', '.join(ORCHESTRATORS)}")
+        allowed = (*ORCHESTRATORS, *PLANNED_ORCHESTRATORS)
+        if value not in allowed:
+            raise ValueError(f"unknown orchestrator; allowed: {', '.join(allowed)}")
         return value
 
     @field_validator("compute")
     @classmethod
     def _known_compute(cls, value: str) -> str:
-        from stackwise.plugins import COMPUTE_BACKENDS
+        from stackwise.plugins import COMPUTE_BACKENDS, PLANNED_COMPUTE_BACKENDS
 
-        if value not in COMPUTE_BACKENDS:
-            raise ValueError(f"unknown compute backend; allowed: {', '.join(COMPUTE_BACKENDS)}")
+        allowed = (*COMPUTE_BACKENDS, *PLANNED_COMPUTE_BACKENDS)
+        if value not in allowed:
+            raise ValueError(f"unknown compute backend; allowed: {', '.join(allowed)}")
         return value
 
     @field_validator("state_store")

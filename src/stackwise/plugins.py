@@ -18,8 +18,20 @@ COMPUTE_BACKENDS: dict[str, str] = {
 }
 
 
+#: Names a stack file may already use: the advisor recommends them, and the adapters that
+#: implement them arrive in later releases (then they move into the tables above).
+PLANNED_ORCHESTRATORS = ("airflow", "kubeflow")
+PLANNED_COMPUTE_BACKENDS = ("ray", "kubernetes")
+
+
 def resolve(table: dict[str, str], kind: str, name: str) -> Any:
     target = table.get(name)
+    planned = PLANNED_ORCHESTRATORS if table is ORCHESTRATORS else PLANNED_COMPUTE_BACKENDS
+    if target is None and name in planned:
+        raise ConfigError(
+            f"{kind} {name!r} is not available in this release of stackwise yet; set it to one "
+            f"of {', '.join(table)} in stackwise.yaml to run now."
+        )
     if target is None:
         raise ConfigError(
             f"unknown {kind} {name!r}.{did_you_mean(name, list(table))} "
