@@ -12,6 +12,7 @@ Run it:  stackwise run examples/breast_cancer/pipeline.py:training
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,26 +29,56 @@ class Split(NamedTuple):
     test: pd.DataFrame
 
 
-@sw.step(tags={"kind": "etl"}, retries=2)
-def ingest(raw_dir: str, days: int, end_date: str, ctx: sw.StepContext) -> pd.DataFrame:
-    """Land the dataset as one CSV partition per day, then read the partitions back."""
+@functools.lru_cache(maxsize=1)
+def _dataset() -> pd.DataFrame:
     from sklearn.datasets import load_breast_cancer
 
-    frame = load_breast_cancer(as_frame=True).frame
-    frame = frame.rename(columns={"target": TARGET})
-    frame[TARGET] = 1 - frame[TARGET]  # sklearn codes benign as 1; model "malignant" instead
-    last = dt.date.fromisoformat(end_date)
-    if ctx.interval is not None:  # a scheduled run lands the days up to its interval
-        last = ctx.interval.end.date() - dt.timedelta(days=1)
-    dates = [last - dt.timedelta(days=int(i) % days) for i in range(len(frame))]
-    frame["event_date"] = [d.isoformat() for d in dates]
+    frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": TARGET})
+    frame[TARGET] = 1 - frame[TARGET]  # sklearn codes benign as 1; we model "malignant"
+    return frame
+
+
+def land_partition(root: Path, day: dt.date, rows: int) -> Path:
+    """Stand-in for the upstream ETL job: one dated CSV per day, written once, atomically.
+
+    Each day is a seeded sample of the dataset with measurement noise that waxes and wanes
+    over a 60-day cycle, so that models trained on different intervals really differ."""
+    path = root / f"dt={day.isoformat()}" / "part-0.csv"
+    if path.exists():
+        return path
+    frame = _dataset().copy()
+    rng = np.random.default_rng(int(day.strftime("%Y%m%d")))
+    sample = frame.sample(n=rows, replace=True, random_state=rng).reset_index(drop=True)
+    features = [c for c in sample.columns if c != TARGET]
+    noise = 0.02 + 0.25 * abs(((day.toordinal() % 60) / 30.0) - 1.0)
+    sample[features] = sample[features] * rng.normal(1.0, noise, size=(rows, len(features)))
+    sample[features] = sample[features].clip(lower=0.0)
+    sample["event_date"] = day.isoformat()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    sample.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+@sw.step(tags={"kind": "etl"}, retries=2)
+def ingest(
+    raw_dir: str, days: int, end_date: str, rows_per_day: int, ctx: sw.StepContext
+) -> pd.DataFrame:
+    """Read the raw daily partitions of this run's data interval [start, end), landing any
+    that are missing. An unscheduled run reads the `days` days up to `end_date`."""
+    if ctx.interval is not None:
+        first, stop = ctx.interval.start.date(), ctx.interval.end.date()
+    else:
+        stop = dt.date.fromisoformat(end_date) + dt.timedelta(days=1)
+        first = stop - dt.timedelta(days=days)
     root = Path(raw_dir).resolve()
-    parts = []
-    for day, rows in frame.groupby("event_date", sort=True):
-        path = root / f"dt={day}" / "part-0.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(path, index=False)
-        parts.append(path)
+    parts = [
+        land_partition(root, first + dt.timedelta(days=i), rows_per_day)
+        for i in range((stop - first).days)
+    ]
+    if not parts:
+        raise ValueError(f"the data interval [{first}, {stop}) holds no day to read")
     raw = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
     for path in parts:
         sw.log_dataset(path, name=f"raw/{path.parent.name}", source=path.as_uri())
@@ -227,11 +258,12 @@ def training(
     seed: int = 42,
     days: int = 30,
     end_date: str = "2026-10-31",
+    rows_per_day: int = 40,
     raw_dir: str = ".stackwise/data/raw",
     model_name: str = "breast_cancer_classifier",
 ) -> None:
     """Train and register a breast cancer classifier."""
-    raw = ingest(raw_dir, days, end_date)
+    raw = ingest(raw_dir, days, end_date, rows_per_day)
     clean = validate(raw)
     split = features(clean, test_size, seed)
     model = train(split.train, n_estimators, learning_rate, max_depth, seed)
