@@ -25,6 +25,7 @@ _EXPORTS = {
     "load_pipeline": "stackwise.authoring.loader",
     "run": "stackwise.api",
     "StackwiseError": "stackwise.errors",
+    "Schedule": "stackwise.scheduling.schedule",
 }
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Pipeline",
     "Resources",
     "Retries",
+    "Schedule",
     "StackwiseError",
     "StepContext",
     "current_context",
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
     from stackwise.authoring.pipeline import Pipeline, pipeline
     from stackwise.authoring.step import Resources, Retries, step
     from stackwise.errors import StackwiseError
+    from stackwise.scheduling.schedule import Schedule
 
 
 def __getattr__(name: str) -> Any:

@@ -37,6 +37,13 @@ class StackConfig(BaseModel):
         f"sqlite:///{STATE_DIR}/state.db", description="SQLAlchemy URL (sqlite or postgresql)"
     )
     max_parallel: int = Field(4, ge=1, le=1024, description="steps running at once")
+    pipelines: list[str] = Field(
+        default_factory=list, description="pipelines `stackwise scheduler start` runs"
+    )
+    policies: dict[str, Any] | None = Field(
+        None,
+        description="promotion policies, validated by stackwise.governance.policies when used",
+    )
 
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     source: str | None = Field(None, exclude=True)

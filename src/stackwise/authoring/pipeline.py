@@ -12,12 +12,15 @@ import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from stackwise.authoring import params as params_mod
 from stackwise.authoring.params import ParamRef, ParamSpec
 from stackwise.authoring.step import StepDefinition
 from stackwise.errors import PipelineValidationError
+
+if TYPE_CHECKING:
+    from stackwise.scheduling.schedule import Schedule
 
 _builder: contextvars.ContextVar[_Builder | None] = contextvars.ContextVar(
     "stackwise_pipeline_builder", default=None
@@ -134,9 +137,11 @@ class Pipeline:
         *,
         description: str = "",
         source_file: str | None = None,
+        schedule: Schedule | None = None,
     ) -> None:
         self.name = name
         self.description = description
+        self.schedule = schedule
         self.source_file = source_file
         self.ref: str | None = None  # set by the loader: how a fresh process finds it again
         self._node_list = list(nodes)
@@ -178,15 +183,23 @@ class Pipeline:
 class PipelineDefinition:
     """What `@pipeline` returns: traced into a `Pipeline` on first use, then memoized."""
 
-    def __init__(self, fn: Callable[..., Any], name: str, description: str) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str,
+        description: str,
+        schedule: Schedule | None = None,
+    ) -> None:
         self.fn = fn
         self.name = name
         self.description = description
+        self.schedule = schedule
         self._built: Pipeline | None = None
 
     def build(self) -> Pipeline:
         if self._built is None:
             self._built = _trace(self.fn, self.name, self.description)
+            self._built.schedule = self.schedule
         return self._built
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -197,13 +210,26 @@ class PipelineDefinition:
 
 
 def pipeline(
-    fn: Callable[..., Any] | None = None, /, *, name: str | None = None, description: str = ""
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str = "",
+    schedule: Schedule | None = None,
 ) -> Any:
     """Compose steps by calling them inside the decorated function. Its parameters, with
-    annotations and defaults, become the pipeline's run-time parameters."""
+    annotations and defaults, become the pipeline's run-time parameters; `schedule`
+    (`stackwise.Schedule`) says which data intervals the scheduler and backfills run."""
+    from stackwise.scheduling.schedule import Schedule
+
+    if schedule is not None and not isinstance(schedule, Schedule):
+        raise PipelineValidationError(
+            f"schedule={schedule!r}: give stackwise.Schedule('@daily', start='2026-01-01')."
+        )
 
     def wrap(f: Callable[..., Any]) -> PipelineDefinition:
-        return PipelineDefinition(f, name or f.__name__, description or (f.__doc__ or "").strip())
+        doc = description or (f.__doc__ or "").strip()
+        return PipelineDefinition(f, name or f.__name__, doc, schedule)
 
     return wrap(fn) if fn is not None else wrap
 

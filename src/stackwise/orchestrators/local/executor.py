@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -62,7 +63,11 @@ class Executor:
         tracking: TrackingTarget | None,
         on_event: EventSink,
         record_cached: Callable[[StepRecord, str | None], str | None],
+        cancel: threading.Event | None = None,
     ) -> None:
+        self.cancel = cancel
+        #: An attempt was given up on while it may still run: its MLflow run needs closing.
+        self.abandoned = False
         self.pipeline = pipeline
         self.run = run
         self.state = state
@@ -84,6 +89,8 @@ class Executor:
     def execute(self) -> None:
         try:
             while True:
+                if self.cancel is not None and self.cancel.is_set():
+                    raise StepCancelledError("the run was cancelled")
                 self._start_ready()
                 if not self.running and not self._startable_later():
                     break
@@ -120,7 +127,7 @@ class Executor:
 
     def _wait(self) -> None:
         now = time.monotonic()
-        wake = [now + 0.5]
+        wake = [now + (0.1 if self.cancel is not None else 0.5)]
         wake += [a.deadline for a in self.running.values() if a.deadline and not a.stop_reason]
         wake += [
             a.stop_requested_at + STOP_GRACE_S for a in self.running.values() if a.stop_requested_at
@@ -277,6 +284,7 @@ class Executor:
             elif attempt.stop_requested_at and now >= attempt.stop_requested_at + STOP_GRACE_S:
                 # It ignores the stop (blocked in native code): abandon it, record the failure.
                 self.running.pop(name)
+                self.abandoned = True
                 timeout = self.pipeline.nodes[name].definition.options.timeout_s
                 self._record_result(
                     name,
@@ -289,6 +297,7 @@ class Executor:
 
     def _stop_all(self, reason: type[BaseException]) -> None:
         """Cancel every running attempt and wait (bounded) for them to report back."""
+        self.abandoned = self.abandoned or bool(self.running)
         for attempt in self.running.values():
             attempt.handle.cancel(reason)
         deadline = time.monotonic() + STOP_GRACE_S

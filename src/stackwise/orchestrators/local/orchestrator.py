@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -66,6 +67,18 @@ class LocalOrchestrator:
             problems += self.backend(compute).validate(pipeline, steps)
         return problems
 
+    def preflight(self, pipeline: Pipeline, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Everything checkable before a run: parameters, backends, the state store and the
+        tracking server. Returns the resolved parameters; raises with a fix otherwise."""
+        values = pipeline.resolve_params(params or {})
+        problems = self.validate(pipeline)
+        if problems:
+            raise PipelineValidationError("; ".join(problems))
+        _ = self.state
+        if self.stack.tracking:
+            self._tracker().check_reachable()
+        return values
+
     # -- run ----------------------------------------------------------------------------------
     def run(
         self,
@@ -78,6 +91,7 @@ class LocalOrchestrator:
         on_event: EventSink = _ignore,
         run_id: str | None = None,
         tags: dict[str, str] | None = None,
+        cancel: threading.Event | None = None,
     ) -> RunRecord:
         """Run the whole pipeline once. Raises before anything runs on bad input; otherwise
         returns the finished run record (check `.status`)."""
@@ -86,10 +100,7 @@ class LocalOrchestrator:
                 f"pipeline {pipeline.name!r} has no reference; load it with "
                 "stackwise.load_pipeline('module:name') so steps can find it in any process."
             )
-        values = pipeline.resolve_params(params or {})
-        problems = self.validate(pipeline)
-        if problems:
-            raise PipelineValidationError("; ".join(problems))
+        values = self.preflight(pipeline, params)
         run = RunRecord(
             run_id=run_id or new_run_id(),
             pipeline=pipeline.name,
@@ -120,11 +131,16 @@ class LocalOrchestrator:
             if tracking is not None:
                 self._tracker().end_run(tracking.parent_run_id, "FAILED")
             raise
-        return self._execute(pipeline, run, tracking, on_event)
+        return self._execute(pipeline, run, tracking, on_event, cancel)
 
     # -- resume -------------------------------------------------------------------------------
     def resume(
-        self, run_id: str, *, on_event: EventSink = _ignore, max_parallel: int | None = None
+        self,
+        run_id: str,
+        *,
+        on_event: EventSink = _ignore,
+        max_parallel: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> RunRecord:
         """Rerun what did not succeed in an earlier run (failed, killed, or stale after its
         process died), reusing the outputs of the steps that did."""
@@ -177,7 +193,7 @@ class LocalOrchestrator:
             tracker.close_open_children(run.experiment_id, run.mlflow_run_id, "KILLED")
             tracker.reopen(run.mlflow_run_id)
             tracking = self._tracking_target(pipeline, run)
-        return self._execute(pipeline, run, tracking, on_event)
+        return self._execute(pipeline, run, tracking, on_event, cancel)
 
     # -- shared -------------------------------------------------------------------------------
     def _execute(
@@ -186,8 +202,8 @@ class LocalOrchestrator:
         run: RunRecord,
         tracking: TrackingTarget | None,
         on_event: EventSink,
+        cancel: threading.Event | None = None,
     ) -> RunRecord:
-        started = time.monotonic()
         executor = Executor(
             pipeline=pipeline,
             run=run,
@@ -198,6 +214,7 @@ class LocalOrchestrator:
             tracking=tracking,
             on_event=on_event,
             record_cached=lambda rec, src: self._record_cached(tracking, rec, src),
+            cancel=cancel,
         )
         status, error = "FAILED", None
         try:
@@ -210,28 +227,21 @@ class LocalOrchestrator:
             raise
         finally:
             run.status, run.error, run.ended_at = status, error, time.time()
-            self._close(run, tracking, time.monotonic() - started)
+            self._close(run, tracking, sweep=status != "SUCCEEDED" or executor.abandoned)
         return run
 
-    def _close(self, run: RunRecord, tracking: TrackingTarget | None, seconds: float) -> None:
+    def _close(self, run: RunRecord, tracking: TrackingTarget | None, sweep: bool) -> None:
         """Close the state record and the MLflow runs with one final status, even when the
-        process is being interrupted."""
+        process is being interrupted. Child runs close themselves; only after an
+        interruption, a failure or an abandoned attempt are leftovers searched for."""
         try:
             if tracking is not None:
                 tracker = self._tracker(tracking.uri)
-                leftover = "KILLED" if run.status == "KILLED" else "FAILED"
-                tracker.close_open_children(
-                    tracking.experiment_id, tracking.parent_run_id, leftover
-                )
-                from stackwise.authoring.context import MetricRecord
-
-                tracker.log(
-                    tracking.parent_run_id,
-                    metrics=[
-                        MetricRecord("stackwise.duration_s", seconds, int(time.time() * 1000), 0)
-                    ],
-                    tags={"stackwise.status": run.status},
-                )
+                if sweep:
+                    leftover = "KILLED" if run.status == "KILLED" else "FAILED"
+                    tracker.close_open_children(
+                        tracking.experiment_id, tracking.parent_run_id, leftover
+                    )
                 tracker.end_run(
                     tracking.parent_run_id, "FINISHED" if run.status == "SUCCEEDED" else run.status
                 )

@@ -1,0 +1,191 @@
+"""The interval ledger: one row per (pipeline, logical date), in the run state store.
+
+It is what makes backfills and the scheduler idempotent, resumable and safe to run twice at
+once. Before running an interval a process *claims* its row in one transaction (an insert, or
+an update conditioned on the row's previous owner and status); of two processes claiming the
+same interval, exactly one wins, on SQLite and PostgreSQL alike. A row left RUNNING by a
+process that died is stale and can be claimed again, which resumes the interval's run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import socket
+import time
+from typing import Any, Literal
+
+from stackwise.authoring.context import Interval
+from stackwise.orchestrators.local.state import StateStore, _pid_alive
+
+Reprocess = Literal["none", "failed", "all"]
+Action = Literal["run", "resume", "skip"]
+
+
+@dataclasses.dataclass(frozen=True)
+class IntervalRow:
+    pipeline: str
+    logical_date: str
+    interval_start: str
+    interval_end: str
+    status: str
+    run_id: str | None
+    backfill_id: str | None
+    host: str | None
+    pid: int | None
+    version: int
+
+    @property
+    def owner_alive(self) -> bool:
+        if self.status != "RUNNING" or self.pid is None:
+            return False
+        if self.host != socket.gethostname():
+            return True  # cannot tell for another host: assume it still runs
+        return _pid_alive(self.pid)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What to do with one interval: run it afresh, resume its earlier run, or skip it."""
+
+    action: Action
+    reason: str
+    run_id: str | None = None  # the run to resume
+
+
+def key(interval: Interval) -> str:
+    """The ledger key of an interval: its logical date as a UTC ISO timestamp."""
+    return interval.logical_date.astimezone(dt.UTC).isoformat()
+
+
+def decide(row: IntervalRow | None, reprocess: Reprocess) -> Decision:
+    """The one rule table for every caller (backfill, dry run, scheduler)."""
+    if row is None:
+        return Decision("run", "new interval")
+    if row.status == "RUNNING":
+        if row.owner_alive:
+            return Decision("skip", f"running in pid {row.pid} on {row.host}")
+        return Decision(*_resume_or_run(row, "its process died"))
+    if row.status == "KILLED":
+        return Decision(*_resume_or_run(row, "it was interrupted"))
+    if row.status == "SUCCEEDED":
+        if reprocess == "all":
+            return Decision("run", "succeeded; reprocessing all")
+        return Decision("skip", "already succeeded")
+    if reprocess in ("failed", "all"):
+        return Decision(*_resume_or_run(row, "it failed"))
+    return Decision("skip", "failed; --reprocess none")
+
+
+def _resume_or_run(row: IntervalRow, why: str) -> tuple[Action, str, str | None]:
+    if row.run_id:
+        return "resume", f"resuming: {why}", row.run_id
+    return "run", f"rerunning: {why}", None
+
+
+class IntervalLedger:
+    def __init__(self, state: StateStore) -> None:
+        import sqlalchemy as sa
+
+        self.engine = state.engine
+        md = sa.MetaData()
+        self.table = sa.Table(
+            "stackwise_intervals", md,
+            sa.Column("pipeline", sa.String(256), primary_key=True),
+            sa.Column("logical_date", sa.String(64), primary_key=True),
+            sa.Column("interval_start", sa.String(64), nullable=False),
+            sa.Column("interval_end", sa.String(64), nullable=False),
+            sa.Column("status", sa.String(16), nullable=False),
+            sa.Column("run_id", sa.String(64)),
+            sa.Column("backfill_id", sa.String(64)),
+            sa.Column("host", sa.String(256)),
+            sa.Column("pid", sa.Integer),
+            sa.Column("version", sa.Integer, nullable=False),
+            sa.Column("updated_at", sa.Float, nullable=False),
+        )  # fmt: skip
+        md.create_all(self.engine, checkfirst=True)
+
+    def rows(self, pipeline: str) -> dict[str, IntervalRow]:
+        import sqlalchemy as sa
+
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.select(self.table).where(self.table.c.pipeline == pipeline))
+            return {r.logical_date: self._row(r) for r in result.all()}
+
+    def claim(
+        self,
+        pipeline: str,
+        interval: Interval,
+        reprocess: Reprocess,
+        run_id: str,
+        backfill_id: str | None,
+    ) -> Decision:
+        """Decide and take ownership atomically. A `run` decision records `run_id` as the
+        interval's run; a `resume` keeps the earlier run id. `skip` changes nothing."""
+        import sqlalchemy as sa
+
+        k = key(interval)
+        t = self.table
+        for _ in range(3):  # lost a race: read again and decide again
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    sa.select(t).where((t.c.pipeline == pipeline) & (t.c.logical_date == k))
+                ).first()
+            row = self._row(found) if found is not None else None
+            decision = decide(row, reprocess)
+            if decision.action == "skip":
+                return decision
+            owner = {"host": socket.gethostname(), "pid": os.getpid(), "updated_at": time.time()}
+            new_run = run_id if decision.action == "run" else decision.run_id
+            values = {"status": "RUNNING", "run_id": new_run, "backfill_id": backfill_id, **owner}
+            try:
+                with self.engine.begin() as conn:
+                    if row is None:
+                        conn.execute(
+                            t.insert().values(
+                                pipeline=pipeline, logical_date=k,
+                                interval_start=interval.start.isoformat(),
+                                interval_end=interval.end.isoformat(), version=1, **values,
+                            )
+                        )  # fmt: skip
+                        return decision
+                    # Optimistic: only if nobody changed the row since we read it.
+                    cond = (
+                        (t.c.pipeline == pipeline)
+                        & (t.c.logical_date == k)
+                        & (t.c.version == row.version)
+                    )
+                    update = t.update().where(cond).values(version=row.version + 1, **values)
+                    if conn.execute(update).rowcount == 1:
+                        return decision
+            except sa.exc.IntegrityError:
+                continue
+        return Decision("skip", "claimed by another process")
+
+    def finish(self, pipeline: str, interval: Interval, run_id: str, status: str) -> None:
+        """Record the outcome, only if this process still owns the interval."""
+        t = self.table
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.update()
+                .where(
+                    (t.c.pipeline == pipeline)
+                    & (t.c.logical_date == key(interval))
+                    & (t.c.pid == os.getpid())
+                    & (t.c.host == socket.gethostname())
+                )
+                .values(
+                    status=status, run_id=run_id, updated_at=time.time(), version=t.c.version + 1
+                )  # fmt: skip
+            )
+
+    def running(self, pipeline: str) -> int:
+        """Intervals of `pipeline` running now in live processes."""
+        return sum(1 for r in self.rows(pipeline).values() if r.owner_alive)
+
+    @staticmethod
+    def _row(r: Any) -> IntervalRow:
+        data = dict(r._mapping)
+        data.pop("updated_at")
+        return IntervalRow(**data)
