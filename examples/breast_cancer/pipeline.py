@@ -249,7 +249,11 @@ def _pinned(*names: str) -> list[str]:
     return pins
 
 
-@sw.pipeline
+@sw.pipeline(
+    # One model per week of data: `stackwise backfill ... --start 2026-08-01 --end 2026-10-31`
+    # trains on each week's raw partitions in turn and shows how the metrics move.
+    schedule=sw.Schedule("@weekly", start="2026-06-07", timezone="UTC", catchup=False),
+)
 def training(
     n_estimators: int = 150,
     learning_rate: float = 0.1,

@@ -180,7 +180,7 @@ def _outcome_table(outcomes: list[IntervalOutcome]) -> Any:
     from rich.table import Table
 
     table = Table()
-    for col in ("interval", "status", "action", "duration", "mlflow run", "note"):
+    for col in ("interval", "status", "action", "duration", "metrics", "mlflow run", "note"):
         table.add_column(col, no_wrap=col in ("interval", "status"))
     for o in outcomes:
         style = _STYLE.get(o.status, "")
@@ -190,6 +190,7 @@ def _outcome_table(outcomes: list[IntervalOutcome]) -> Any:
             f"[{style}]{o.status}[/]",
             o.action,
             f"{o.duration_s:.2f}s" if o.duration_s is not None else "",
+            " ".join(f"{k}={v:.4g}" for k, v in list(o.headline_metrics().items())[:3]),
             (o.mlflow_run_id or "")[:12],
             note,
         )

@@ -45,6 +45,14 @@ class IntervalOutcome:
     mlflow_run_id: str | None = None
     duration_s: float | None = None
     error: str | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # "step.metric": value
+
+    def headline_metrics(self) -> dict[str, float]:
+        """The metrics of the last step that logged any (the evaluation, usually)."""
+        last = ""
+        for name in self.metrics:
+            last = name.split(".", 1)[0]
+        return {k.split(".", 1)[1]: v for k, v in self.metrics.items() if k.startswith(last + ".")}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +66,7 @@ class IntervalOutcome:
             "mlflow_run_id": self.mlflow_run_id,
             "duration_s": self.duration_s,
             "error": self.error,
+            "metrics": self.metrics,
         }
 
 
@@ -192,10 +201,15 @@ class Backfill:
             )
         final_run = record.run_id if record else (decision.run_id or run_id)
         self.ledger.finish(self.pipeline.name, interval, final_run, status)
+        metrics = {
+            f"{step.name}.{k}": v
+            for step in (record.steps.values() if record else [])
+            for k, v in step.metrics.items()
+        }
         return IntervalOutcome(
             interval, decision.action, status, decision.reason, final_run,
             record.mlflow_run_id if record else None,
-            round(time.monotonic() - started, 3), error,
+            round(time.monotonic() - started, 3), error, metrics,
         )  # fmt: skip
 
     def _execute(

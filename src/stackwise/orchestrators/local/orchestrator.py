@@ -43,6 +43,8 @@ class LocalOrchestrator:
         self.stack = stack
         self._state: StateStore | None = None
         self._backends: dict[str, ComputeBackend] = {}
+        self._manifest_refs: dict[tuple[str, str, str], str] = {}
+        self._lock = threading.Lock()
 
     @property
     def state(self) -> StateStore:
@@ -262,31 +264,44 @@ class LocalOrchestrator:
         return tracker_for(uri or self.stack.tracking_uri_resolved)
 
     def _open_parent_run(self, pipeline: Pipeline, run: RunRecord) -> TrackingTarget:
+        """The parent run costs create_run + set_terminated, plus one log_batch when there
+        are parameters or this process's manifest is not yet in MLflow."""
         from stackwise.tracking.redaction import redact_params
 
         tracker = self._tracker()
         experiment = self.stack.experiment or pipeline.name
         run.tracking_uri = tracker.uri
         run.experiment_id = tracker.experiment_id(experiment, self.stack.mlflow_artifacts_resolved)
+        manifest, digest = self._manifest(pipeline, run)
+        known = self._manifest_refs.get((tracker.uri, run.experiment_id, digest))
         tags = self._run_tags(pipeline, run)
+        tags["stackwise.environment.digest"] = digest
+        if known:
+            tags["stackwise.environment"] = known
         parent = tracker.start_run(run.experiment_id, f"{pipeline.name} {run.run_id}", tags)
         run.mlflow_run_id = parent.info.run_id
         try:
-            target = self._tracking_target(pipeline, run)
-            manifest = self._manifest(pipeline, run)[0]
-            tracker.log_json(run.mlflow_run_id, manifest, "stackwise/environment.json")
-            tracker.log(
-                run.mlflow_run_id,
-                params=redact_params(run.params),
-                tags={
-                    "stackwise.environment": target.manifest_artifact or "",
-                    "stackwise.environment.digest": target.manifest_digest or "",
-                },
-            )
+            extra: dict[str, str] = {}
+            if not known:
+                extra["stackwise.environment"] = self._log_manifest(tracker, run, manifest, digest)
+            if run.params or extra:
+                tracker.log(run.mlflow_run_id, params=redact_params(run.params), tags=extra)
         except BaseException:
             tracker.end_run(run.mlflow_run_id, "FAILED")
             raise
-        return target
+        return self._tracking_target(pipeline, run)
+
+    def _log_manifest(
+        self, tracker: Any, run: RunRecord, manifest: dict[str, Any], digest: str
+    ) -> str:
+        """Log this process's manifest on `run` and remember it: later runs of this process
+        (a backfill's hundreds of intervals) point at this copy instead of logging it again."""
+        assert run.mlflow_run_id and run.experiment_id
+        tracker.log_json(run.mlflow_run_id, manifest, "stackwise/environment.json")
+        ref = f"runs:/{run.mlflow_run_id}/stackwise/environment.json"
+        with self._lock:
+            self._manifest_refs[(tracker.uri, run.experiment_id, digest)] = ref
+        return ref
 
     def _manifest(self, pipeline: Pipeline, run: RunRecord) -> tuple[dict[str, Any], str]:
         from stackwise.tracking.manifest import cached_manifest
@@ -297,15 +312,23 @@ class LocalOrchestrator:
         )
 
     def _tracking_target(self, pipeline: Pipeline, run: RunRecord) -> TrackingTarget:
+        """What every step of this run needs to record itself; after `resume` in a new
+        process, this process's manifest is attached to the parent first."""
         assert run.mlflow_run_id and run.experiment_id
-        digest = self._manifest(pipeline, run)[1]
+        tracker = self._tracker(run.tracking_uri)
+        manifest, digest = self._manifest(pipeline, run)
+        ref = self._manifest_refs.get((tracker.uri, run.experiment_id, digest))
+        if ref is None:
+            ref = self._log_manifest(tracker, run, manifest, digest)
+            env_tags = {"stackwise.environment": ref, "stackwise.environment.digest": digest}
+            tracker.log(run.mlflow_run_id, tags=env_tags)
         return TrackingTarget(
             uri=run.tracking_uri or self.stack.tracking_uri_resolved,
             experiment_id=run.experiment_id,
             parent_run_id=run.mlflow_run_id,
             tags=self._run_tags(pipeline, run),
             manifest_digest=digest,
-            manifest_artifact=f"runs:/{run.mlflow_run_id}/stackwise/environment.json",
+            manifest_artifact=ref,
         )
 
     def _run_tags(self, pipeline: Pipeline, run: RunRecord) -> dict[str, str]:
