@@ -182,11 +182,20 @@ def test_stack_file_with_an_unknown_key(project: Path, target: str) -> None:
 
 
 def test_default_stack_file_with_a_bad_value(project: Path, target: str) -> None:
+    (project / "stackwise.yaml").write_text("compute: lambda\n")
+    code, _, stderr = _invoke(["run", target])
+    assert code == 2
+    line = _assert_one_line_error(stderr, "invalid stack config")
+    assert "allowed: local, subprocess, ray, kubernetes" in line
+    _assert_no_mlflow_runs(project)
+
+
+def test_planned_compute_backend_cannot_run_yet(project: Path, target: str) -> None:
     (project / "stackwise.yaml").write_text("compute: kubernetes\n")
     code, _, stderr = _invoke(["run", target])
     assert code == 2
     line = _assert_one_line_error(stderr, "invalid stack config")
-    assert "allowed: local, subprocess" in line
+    assert "compute backend 'kubernetes' is not available in this release" in line
     _assert_no_mlflow_runs(project)
 
 

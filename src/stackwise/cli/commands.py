@@ -69,7 +69,7 @@ def run(
     overrides = parse_assignments(param)
     orchestrator = _orchestrator(stack)
     pipeline = load_pipeline(target)
-    pipeline.resolve_params(overrides)  # bad parameters fail before anything starts
+    orchestrator.preflight(pipeline, overrides)  # bad input fails before anything starts
     if as_json:
         record = orchestrator.run(pipeline, overrides, max_parallel=max_parallel,
                                   use_cache=not no_cache)  # fmt: skip
