@@ -8,10 +8,17 @@
     |   +-- PipelineLoadError           the TARGET reference does not resolve
     |   +-- PipelineValidationError     cycle, duplicate step, missing input, type mismatch
     +-- ParameterError                  unknown run parameter or a value of the wrong type
+    +-- ScheduleError                   bad cron, timezone, date, or a range with no interval
     +-- ArtifactError                   an artifact cannot be written, read or is missing
     +-- TrackingError                   the MLflow tracking server cannot be reached
     +-- StateStoreError                 the run state store cannot be opened or is inconsistent
     +-- RunNotFoundError                no run with that id in the state store
+    +-- AdvisorError                    `stackwise advise` cannot do what was asked
+    |   +-- ProfileError                the team profile has an unknown key or a bad value
+    +-- GovernanceError                 unknown model, version or alias; nothing to roll back
+    |   +-- PolicyError                 the policy file has an unknown rule, key or a bad value
+    |   +-- PolicyViolation (exit 1)    a promotion was refused because a policy rule failed
+    +-- LineageError                    a lineage REF names no model version, run or dataset
     +-- RunFailedError (exit 1)         a run finished with at least one failed step
     +-- StepTimeoutError (exit 1)       raised inside a step whose timeout elapsed
     +-- StepCancelledError (exit 130)   raised inside a step when the run is interrupted
@@ -21,7 +28,7 @@ Every message says what happened and how to fix it; the CLI prints it as one red
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class StackwiseError(Exception):
@@ -55,6 +62,10 @@ class ParameterError(StackwiseError):
     headline = "invalid parameter"
 
 
+class ScheduleError(StackwiseError):
+    headline = "invalid schedule"
+
+
 class ArtifactError(StackwiseError):
     headline = "artifact error"
 
@@ -69,6 +80,38 @@ class StateStoreError(StackwiseError):
 
 class RunNotFoundError(StackwiseError):
     headline = "run not found"
+
+
+class AdvisorError(StackwiseError):
+    headline = "advisor error"
+
+
+class ProfileError(AdvisorError):
+    headline = "invalid team profile"
+
+
+class GovernanceError(StackwiseError):
+    headline = "governance error"
+
+
+class PolicyError(GovernanceError):
+    headline = "invalid policy"
+
+
+class PolicyViolation(GovernanceError):
+    """A promotion the policy refused; the refusal itself is recorded in the audit trail.
+    `result` is the policy result (each rule's observed and required values)."""
+
+    exit_code = 1
+    headline = "promotion refused"
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class LineageError(StackwiseError):
+    headline = "lineage error"
 
 
 class RunFailedError(StackwiseError):
