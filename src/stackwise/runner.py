@@ -74,6 +74,9 @@ class CancelToken:
         self._lock = threading.Lock()
         self._thread_id: int | None = None
         self.requested: type[BaseException] | None = None
+        #: The attempt's MLflow run, known as soon as it exists, so that an attempt abandoned
+        #: mid-way still links to its run.
+        self.mlflow_run_id: str | None = None
 
     def enter(self) -> None:
         with self._lock:
@@ -175,7 +178,7 @@ def run_step(inv: StepInvocation, cancel: CancelToken | None = None) -> StepResu
                 {**_step_tags(inv, pipeline.version), **env_tags},
                 parent_run_id=inv.tracking.parent_run_id,
             )
-            ctx.mlflow_run_id = run.info.run_id
+            ctx.mlflow_run_id = cancel.mlflow_run_id = run.info.run_id
             if own_manifest is not None:
                 tracker.log_json(run.info.run_id, own_manifest, "stackwise/environment.json")
                 ctx.tags["stackwise.environment"] = (
@@ -316,7 +319,7 @@ def _finish_tracking(
     from stackwise.tracking.redaction import redact_params, redact_text, secret_values
 
     secrets = secret_values()
-    tags = dict(ctx.tags)
+    tags = {k: redact_text(v, secrets) for k, v in ctx.tags.items()}
     for name, ref in outputs.items():
         tags[f"stackwise.output.{name}"] = ref["uri"]
         tags[f"stackwise.output.{name}.digest"] = ref["digest"]

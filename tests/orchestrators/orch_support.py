@@ -83,3 +83,20 @@ def run_cli(cwd: Path, *args: str, timeout: float = 120.0) -> subprocess.Complet
 def parse_json(stdout: str) -> Any:
     """The whole of stdout must be one JSON document (`--json` output)."""
     return json.loads(stdout)
+
+
+def get_run(uri: str | None, run_id: str | None) -> Any:
+    """An MLflow run by id (both must be known: a None here is itself a failure)."""
+    from mlflow import MlflowClient
+
+    assert uri, "no tracking URI"
+    assert run_id, "no MLflow run id"
+    return MlflowClient(uri).get_run(run_id)
+
+
+def download(uri: str | None, run_id: str | None, path: str, dst: Path) -> Path:
+    from mlflow import MlflowClient
+
+    assert uri and run_id
+    dst.mkdir(parents=True, exist_ok=True)
+    return Path(MlflowClient(uri).download_artifacts(run_id, path, str(dst)))

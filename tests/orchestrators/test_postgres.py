@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from orch_support import all_runs, by_name, children_of, lines
+from orch_support import (
+    all_runs,
+    by_name,
+    children_of,
+    download,
+    get_run,
+    lines,
+    parse_json,
+    run_cli,
+)
 
 import stackwise
 from stackwise.config import StackConfig
@@ -77,10 +86,10 @@ def test_tracking_to_postgres_backed_mlflow_server(
     assert run.status == "SUCCEEDED", run.error
     assert run.tracking_uri == mlflow_pg_server
     client = MlflowClient(mlflow_pg_server)
-    assert client.get_experiment(run.experiment_id).name == experiment
+    assert client.get_experiment(str(run.experiment_id)).name == experiment
     runs = all_runs(mlflow_pg_server, run.experiment_id or "")
     assert len(runs) == 3
-    parent = client.get_run(run.mlflow_run_id)
+    parent = get_run(mlflow_pg_server, run.mlflow_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.params == {"n": "4"}
     assert parent.data.tags["stackwise.run_id"] == run.run_id
@@ -92,10 +101,31 @@ def test_tracking_to_postgres_backed_mlflow_server(
     history = client.get_metric_history(fit.info.run_id, "progress")
     assert sorted((m.step, m.value) for m in history) == [(i, float(i)) for i in range(4)]
     assert fit.data.tags["stackwise.output.output"] == run.steps["fit"].outputs["output"]["uri"]
-    path = client.download_artifacts(
-        run.mlflow_run_id, "stackwise/environment.json", str(project / "dl")
+    path = download(
+        mlflow_pg_server, run.mlflow_run_id, "stackwise/environment.json", project / "dl"
     )
     assert json.loads(Path(path).read_text())["orchestrator"] == "local"
+
+
+def test_cli_json_output_stays_json_with_a_tracking_server(
+    project: Path, write_pipeline: WritePipeline, mlflow_pg_server: str
+) -> None:
+    """`stackwise run --json` is for machines: with an HTTP tracking server (where MLflow's
+    client likes to print "View run ..." links) stdout must still be one JSON document."""
+    experiment = f"stackwise-it-{uuid.uuid4().hex[:12]}"
+    (project / "stackwise.yaml").write_text(
+        f"tracking_uri: {mlflow_pg_server}\nexperiment: {experiment}\n"
+    )
+    ref = write_pipeline(_source())
+
+    result = run_cli(project, "run", ref, "--json")
+
+    assert result.returncode == 0, result.stderr
+    data = parse_json(result.stdout)
+    assert data["status"] == "SUCCEEDED"
+    assert data["tracking_uri"] == mlflow_pg_server
+    parent = get_run(mlflow_pg_server, data["mlflow_run_id"])
+    assert parent.info.status == "FINISHED"
 
 
 def test_state_store_on_postgres_run_and_resume(
@@ -127,7 +157,7 @@ def test_state_store_on_postgres_run_and_resume(
         ["prepare", "fit"], "SUCCEEDED"
     )
     assert lines(project / "executions.log") == ["prepare", "fit", "fit"]
-    parent = MlflowClient(stack.tracking_uri_resolved).get_run(failed.mlflow_run_id)
+    parent = get_run(stack.tracking_uri_resolved, failed.mlflow_run_id)
     assert parent.info.status == "FINISHED"
 
     # a second run of the same pipeline hits the PostgreSQL-backed step cache

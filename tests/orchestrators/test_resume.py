@@ -10,12 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 from orch_support import (
     WAIT_S,
     all_runs,
     by_name,
     children_of,
+    get_run,
     lines,
     parse_json,
     run_cli,
@@ -87,8 +87,7 @@ def test_resume_after_failure_reruns_only_what_failed(
     assert {n: s.status for n, s in failed.steps.items()} == {
         "a": "SUCCEEDED", "b": "FAILED", "c": "SKIPPED"
     }
-    client = MlflowClient(failed.tracking_uri)
-    assert client.get_run(failed.mlflow_run_id).info.status == "FAILED"
+    assert get_run(failed.tracking_uri, failed.mlflow_run_id).info.status == "FAILED"
 
     (project / "fail_b").unlink()
     resumed = LocalOrchestrator(stack).resume(failed.run_id)
@@ -105,9 +104,8 @@ def test_resume_after_failure_reruns_only_what_failed(
     assert {n: s.status for n, s in saved.steps.items()} == dict.fromkeys("abc", "SUCCEEDED")
     assert len(StateStore(stack.state_store_resolved).list_runs()) == 1
 
-    parent = client.get_run(failed.mlflow_run_id)
+    parent = get_run(failed.tracking_uri, failed.mlflow_run_id)
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["stackwise.status"] == "SUCCEEDED"
     runs = all_runs(failed.tracking_uri or "", failed.experiment_id or "")
     assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
     assert len([r for r in runs if "mlflow.parentRunId" not in r.data.tags]) == 1
@@ -116,6 +114,24 @@ def test_resume_after_failure_reruns_only_what_failed(
     assert children["b"].info.status == "FAILED"
     assert children["b (attempt 2)"].info.status == "FINISHED"
     assert children["c"].info.status == "FINISHED"
+
+
+def test_resume_reruns_a_succeeded_step_whose_outputs_are_gone(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    (project / "b_fast").touch()
+    (project / "fail_b").touch()
+    failed = LocalOrchestrator(stack).run(stackwise.load_pipeline(write_pipeline(CHAIN)))
+    assert failed.status == "FAILED"
+    Path(failed.steps["a"].outputs["output"]["uri"]).unlink()
+    (project / "fail_b").unlink()
+
+    resumed = LocalOrchestrator(stack).resume(failed.run_id)
+
+    assert resumed.status == "SUCCEEDED", resumed.error
+    assert sorted(_executions(project)) == ["a", "a", "b", "b", "c"]
+    assert Path(resumed.steps["a"].outputs["output"]["uri"]).exists()
+    assert resumed.steps["a"].cached is False
 
 
 def test_resume_after_sigkill(
@@ -130,6 +146,8 @@ def test_resume_after_sigkill(
     try:
 
         def b_running() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError((project / "run.out").read_text())
             runs = state.list_runs()
             return bool(runs) and state.get_run(runs[0].run_id).steps["b"].status == "RUNNING"
 
@@ -166,7 +184,7 @@ def test_resume_after_sigkill(
 
     runs = all_runs(record.tracking_uri or "", record.experiment_id or "")
     assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
-    parent = MlflowClient(record.tracking_uri).get_run(record.mlflow_run_id)
+    parent = get_run(record.tracking_uri, record.mlflow_run_id)
     assert parent.info.status == "FINISHED"
     children = by_name(children_of(runs, record.mlflow_run_id or ""))
     assert children["a"].info.status == "FINISHED"

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlflow import MlflowClient
-from orch_support import all_runs, by_name, children_of, lines, pid_alive, wait_until
+from orch_support import all_runs, by_name, children_of, get_run, lines, pid_alive, wait_until
 
 import stackwise
 from stackwise.config import StackConfig
 from stackwise.orchestrators.local import LocalOrchestrator, RunRecord
+from stackwise.orchestrators.local.executor import STOP_GRACE_S
 
 WritePipeline = Callable[..., str]
 
@@ -88,7 +88,7 @@ def test_retries_until_success(
     ]
     assert "failure number 1" in children["flaky"].data.tags["stackwise.error"]
     assert record.mlflow_run_id == children["flaky (attempt 3)"].info.run_id
-    parent = MlflowClient(run.tracking_uri).get_run(run.mlflow_run_id)
+    parent = get_run(run.tracking_uri, run.mlflow_run_id)
     assert parent.info.status == "FINISHED"
     # backoff 0.1 s before attempt 2, then 0.2 s (factor 2) before attempt 3
     starts, fails = _starts(project), _fails(project)
@@ -112,7 +112,7 @@ def test_retries_exhausted_fails_after_count_plus_one_attempts(
     children = by_name(_child_runs(run))
     assert set(children) == {"flaky", "flaky (attempt 2)"}
     assert {c.info.status for c in children.values()} == {"FAILED"}
-    assert MlflowClient(run.tracking_uri).get_run(run.mlflow_run_id).info.status == "FAILED"
+    assert get_run(run.tracking_uri, run.mlflow_run_id).info.status == "FAILED"
 
 
 def test_backoff_grows_by_factor(
@@ -201,7 +201,7 @@ def test_timeout_stops_a_looping_step(
     assert ticks > 0
     time.sleep(0.4)
     assert len(lines(project / "ticks.log")) == ticks
-    child = MlflowClient(run.tracking_uri).get_run(record.mlflow_run_id)
+    child = get_run(run.tracking_uri, record.mlflow_run_id)
     assert child.info.status == "FAILED"
     assert child.data.tags["stackwise.status"] == "FAILED"
     assert "timeout" in child.data.tags["stackwise.error"]
@@ -226,12 +226,34 @@ def test_timeout_counts_as_a_failure_and_is_retried(
     assert children["hang (attempt 2)"].info.status == "FINISHED"
 
 
+def test_step_blocked_in_native_code_is_abandoned_after_grace(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    """A thread cannot be interrupted inside time.sleep: after the timeout plus the stop
+    grace period the attempt is given up and recorded FAILED, and its MLflow run closed."""
+    ref = _hang(write_pipeline, timeout=1, body=f"time.sleep({STOP_GRACE_S + 6})")
+
+    started = time.monotonic()
+    run = LocalOrchestrator(stack).run(stackwise.load_pipeline(ref))
+    elapsed = time.monotonic() - started
+
+    assert 1 + STOP_GRACE_S <= elapsed < 1 + STOP_GRACE_S + 3
+    assert run.status == "FAILED"
+    record = run.steps["hang"]
+    assert record.status == "FAILED"
+    assert "did not stop; abandoned" in (record.error or "")
+    children = by_name(_child_runs(run))  # nothing left RUNNING
+    assert children["hang"].info.status == "FAILED"
+    # like every other attempt, the abandoned one links to its MLflow run
+    assert record.mlflow_run_id == children["hang"].info.run_id
+
+
 def test_timeout_kills_a_subprocess_step(
     project: Path, stack: StackConfig, write_pipeline: WritePipeline
 ) -> None:
     # A fresh process needs a few seconds to import MLflow before the step starts; the
     # timeout leaves room for that, so the step is really inside time.sleep(60) when it fires.
-    ref = _hang(write_pipeline, timeout=10, compute="subprocess", body="time.sleep(60)")
+    ref = _hang(write_pipeline, timeout=12, compute="subprocess", body="time.sleep(60)")
 
     started = time.monotonic()
     run = LocalOrchestrator(stack).run(stackwise.load_pipeline(ref))
@@ -245,7 +267,7 @@ def test_timeout_kills_a_subprocess_step(
     pids = [int(p) for p in lines(project / "attempts.log")]
     assert len(pids) == 1, "the step never started: the timeout fired during startup"
     wait_until(lambda: not pid_alive(pids[0]), timeout=15, what="the step process to exit")
-    child = MlflowClient(run.tracking_uri).get_run(record.mlflow_run_id)
+    child = get_run(run.tracking_uri, record.mlflow_run_id)
     assert child.info.status == "FAILED"
     assert child.data.tags["stackwise.compute"] == "subprocess"
     _child_runs(run)  # nothing left RUNNING

@@ -22,6 +22,11 @@ class StepHandle(Protocol):
         """Ask the attempt to stop: StepTimeoutError or StepCancelledError."""
         ...
 
+    @property
+    def mlflow_run_id(self) -> str | None:
+        """The attempt's MLflow run once known (None when the backend cannot tell yet)."""
+        ...
+
 
 class ComputeBackend(Protocol):
     name: str

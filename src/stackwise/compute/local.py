@@ -34,6 +34,10 @@ class _ThreadHandle:
     def cancel(self, reason: type[BaseException]) -> None:
         self.token.cancel(reason)
 
+    @property
+    def mlflow_run_id(self) -> str | None:
+        return self.token.mlflow_run_id
+
 
 class LocalBackend:
     name = "local"

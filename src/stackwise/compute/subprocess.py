@@ -7,6 +7,7 @@ can always stop it, and it proves that nothing but the invocation crosses the bo
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,10 @@ class _ProcessHandle:
     def result(self) -> StepResult:
         assert self._result is not None, "result() before done()"
         return self._result
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        return None  # reported in the result; a killed process's run is closed by the sweep
 
     def cancel(self, reason: type[BaseException]) -> None:
         if self.proc.poll() is not None:
@@ -103,6 +108,7 @@ class SubprocessBackend:
                     error=f"step process exited with code {code} and no result:\n{tail}",
                     error_type="ProcessExit",
                 )
+            shutil.rmtree(workdir, ignore_errors=True)
             on_done(handle)
 
         threading.Thread(target=watch, daemon=True).start()

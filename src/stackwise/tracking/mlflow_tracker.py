@@ -7,6 +7,7 @@ MLflow is imported here, lazily, and only when a run is tracked.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import urllib.error
@@ -53,6 +54,9 @@ class MlflowTracker:
             import mlflow
             from mlflow import MlflowClient
 
+            # A remote server makes MLflow print "View run" links to stdout, which would corrupt
+            # `--json` output; stackwise prints its own summary.
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
             for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.store"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)
             mlflow.set_tracking_uri(self.uri)

@@ -292,6 +292,7 @@ class Executor:
                         step=name, status="FAILED", duration_s=now - attempt.started,
                         error=f"timed out after {timeout:g}s and did not stop; abandoned",
                         error_type="StepTimeoutError",
+                        mlflow_run_id=attempt.handle.mlflow_run_id,
                     ),
                 )  # fmt: skip
 
@@ -317,12 +318,15 @@ class Executor:
             ):
                 result = result.model_copy(update={"status": "KILLED"})
             self._record_killed(name, result)
-        for name in list(self.running):
+        for name, attempt in list(self.running.items()):
             self.running.pop(name)
-            self._record_killed(
-                name,
-                StepResult(step=name, status="KILLED", error="interrupted; did not stop in time"),
+            result = StepResult(
+                step=name,
+                status="KILLED",
+                error="interrupted; did not stop in time",
+                mlflow_run_id=attempt.handle.mlflow_run_id,
             )
+            self._record_killed(name, result)
 
     def _record_killed(self, name: str, result: StepResult) -> None:
         record = self.records[name]
