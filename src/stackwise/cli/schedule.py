@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,11 +38,10 @@ def _setup(
     pipeline = load_pipeline(target)
     if schedule is not None:
         declared = pipeline.schedule
-        pipeline.schedule = Schedule(
-            schedule,
-            start=start_date or (declared.start_at if declared else "1970-01-01"),
-            timezone=declared.timezone if declared else "UTC",
-        )
+        if declared is not None:  # keep its start, end, timezone, catchup and limits
+            pipeline.schedule = dataclasses.replace(declared, cron=schedule, every=None)
+        else:
+            pipeline.schedule = Schedule(schedule, start=start_date or "1970-01-01")
     if pipeline.schedule is None:
         raise ScheduleError(
             f"pipeline {pipeline.name!r} has no schedule; declare one with "

@@ -227,4 +227,7 @@ class Backfill:
             run_id=run_id if decision.action == "run" else None,
             tags={"stackwise.backfill_id": self.backfill_id},
             cancel=cancel,
+            # Reprocessing everything means recomputing: corrected raw data behind an interval
+            # must not be answered from the cache.
+            use_cache=self.reprocess != "all",
         )

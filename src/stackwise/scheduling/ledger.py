@@ -17,7 +17,7 @@ import time
 from typing import Any, Literal
 
 from stackwise.authoring.context import Interval
-from stackwise.orchestrators.local.state import StateStore, _pid_alive
+from stackwise.orchestrators.local.state import StateStore, create_tables, pid_alive
 
 Reprocess = Literal["none", "failed", "all"]
 Action = Literal["run", "resume", "skip"]
@@ -42,7 +42,7 @@ class IntervalRow:
             return False
         if self.host != socket.gethostname():
             return True  # cannot tell for another host: assume it still runs
-        return _pid_alive(self.pid)
+        return pid_alive(self.pid)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +104,7 @@ class IntervalLedger:
             sa.Column("version", sa.Integer, nullable=False),
             sa.Column("updated_at", sa.Float, nullable=False),
         )  # fmt: skip
-        md.create_all(self.engine, checkfirst=True)
+        create_tables(md, self.engine)
 
     def rows(self, pipeline: str) -> dict[str, IntervalRow]:
         import sqlalchemy as sa

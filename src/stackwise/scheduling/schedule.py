@@ -157,10 +157,22 @@ class Schedule:
             if upcoming == now:  # `now` opens an interval: it ends at the next boundary
                 logical, end = upcoming, next(times)
             else:  # `now` is inside [previous, upcoming)
-                logical, end = now, upcoming
+                logical, end = self._previous_boundary(now), upcoming
         if self.end_at is not None and logical > self.end_at:
             return None
         return end
+
+    def _previous_boundary(self, now: dt.datetime) -> dt.datetime:
+        """The last interval boundary at or before `now` (which is after the first one)."""
+        if self.step is not None:
+            origin = self.start_at.astimezone(dt.UTC)
+            k = (now.astimezone(dt.UTC) - origin) // self.step
+            return (origin + k * self.step).astimezone(self.tz)
+        from croniter import croniter
+
+        it = croniter(self.cron, now.astimezone(self.tz) + dt.timedelta(microseconds=1))
+        previous: dt.datetime = it.get_prev(dt.datetime)
+        return previous.astimezone(self.tz)
 
 
 def zone(name: str) -> ZoneInfo:

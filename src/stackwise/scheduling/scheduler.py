@@ -101,7 +101,8 @@ class Scheduler:
             assert schedule is not None
             ledger = target.runner.ledger
             rows = ledger.rows(target.pipeline.name)
-            active = sum(1 for r in rows.values() if r.owner_alive)
+            # Running = claimed by a live process, or launched here and not yet claimed.
+            active = len({k for k, r in rows.items() if r.owner_alive} | set(target.threads))
             candidates = [
                 Interval.from_dict(
                     {

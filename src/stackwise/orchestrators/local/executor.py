@@ -89,9 +89,11 @@ class Executor:
     def execute(self) -> None:
         try:
             while True:
-                if self.cancel is not None and self.cancel.is_set():
+                cancelled = self.cancel is not None and self.cancel.is_set()
+                if cancelled and (self.running or self._startable_later()):
                     raise StepCancelledError("the run was cancelled")
-                self._start_ready()
+                if not cancelled:
+                    self._start_ready()
                 if not self.running and not self._startable_later():
                     break
                 self._wait()

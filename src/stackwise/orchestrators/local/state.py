@@ -75,10 +75,10 @@ class RunRecord:
             return False
         if self.host != socket.gethostname():
             return False
-        return not _pid_alive(self.pid)
+        return not pid_alive(self.pid)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -172,7 +172,7 @@ class StateStore:
             sa.Column("mlflow_run_id", sa.String(64)),
             sa.Column("created_at", sa.Float, nullable=False),
         )  # fmt: skip
-        md.create_all(self.engine, checkfirst=True)
+        create_tables(md, self.engine)
 
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, run: RunRecord, step_names: list[str]) -> None:
@@ -332,6 +332,23 @@ class StateStore:
         data["metrics"] = json.loads(data["metrics"]) if data["metrics"] else {}
         data["cached"] = bool(data["cached"])
         return StepRecord(name=name, **data)
+
+
+def create_tables(md: Any, engine: Any) -> None:
+    """`create_all` checks, then creates: two processes opening a fresh store at once can
+    both decide to create. The loser's "already exists" is success; check again."""
+    import sqlalchemy as sa
+
+    for attempt in range(5):
+        try:
+            md.create_all(engine, checkfirst=True)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
+            text = str(exc).lower()
+            lost_race = "already exists" in text or "duplicate key" in text
+            if not lost_race or attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:
