@@ -4,6 +4,7 @@ SQLite store and state store), pipeline files written on the fly, and real serve
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,9 +37,30 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store created by MLflow itself once per session: creating its schema
+    costs about two seconds, which would otherwise dominate many tests."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def stack(project: Path) -> StackConfig:
+def stack(project: Path, mlflow_db_template: Path) -> StackConfig:
+    """Default stack settings for the project, its MLflow store copied from the template
+    (tests that need MLflow to create its store from scratch build their own StackConfig)."""
+    db = project / ".stackwise" / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(mlflow_db_template, db)
     return StackConfig(base_dir=project)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    return PG_URL
 
 
 @pytest.fixture

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: Generous bound for anything that waits on a subprocess or a run.
-WAIT_S = 60.0
+from tests.conftest import free_port as free_port
+from tests.support import WAIT_S as WAIT_S
+from tests.support import children_of as children_of
+from tests.support import pid_alive as pid_alive
+from tests.support import stackwise_cmd
+from tests.support import wait_until as wait_until
 
 
 def all_runs(uri: str, experiment_id: str) -> list[Any]:
@@ -22,14 +21,8 @@ def all_runs(uri: str, experiment_id: str) -> list[Any]:
     from mlflow.entities import ViewType
 
     return list(
-        MlflowClient(uri).search_runs(
-            [experiment_id], run_view_type=ViewType.ALL, max_results=1000
-        )
+        MlflowClient(uri).search_runs([experiment_id], run_view_type=ViewType.ALL, max_results=1000)
     )
-
-
-def children_of(runs: list[Any], parent_run_id: str) -> list[Any]:
-    return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_run_id]
 
 
 def by_name(runs: list[Any]) -> dict[str, Any]:
@@ -40,37 +33,6 @@ def by_name(runs: list[Any]) -> dict[str, Any]:
 
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def stackwise_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stackwise", *args]
 
 
 def run_cli(cwd: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:

@@ -113,7 +113,9 @@ def test_run_json_reports_the_run_and_runs_commands_agree(
     fresh = _json(cli("run", ref, "--json", "-p", "lr=0.5", "--no-cache"))
     assert [s["cached"] for s in fresh["steps"]] == [False, False, False]
     assert [e["run_id"] for e in _json(cli("runs", "list", "--json"))] == [
-        fresh["run_id"], cached["run_id"], data["run_id"]
+        fresh["run_id"],
+        cached["run_id"],
+        data["run_id"],
     ]
 
 
@@ -129,7 +131,9 @@ def test_run_json_exits_1_when_a_step_fails(
     assert data["status"] == "FAILED"
     steps = {s["name"]: s for s in data["steps"]}
     assert {n: s["status"] for n, s in steps.items()} == {
-        "make": "SUCCEEDED", "score": "FAILED", "publish": "SKIPPED"
+        "make": "SUCCEEDED",
+        "score": "FAILED",
+        "publish": "SKIPPED",
     }
     assert "negative learning rate" in steps["score"]["error"]
     assert steps["publish"]["mlflow_run_id"] is None

@@ -129,7 +129,9 @@ def test_local_orchestrator_runs_dag_with_mlflow_layout(
     assert train.data.metrics == {"loss": pytest.approx(1 / 3), "plain_metric": 42.0}
     history = client.get_metric_history(train.info.run_id, "loss")
     assert sorted((m.step, m.value) for m in history) == [
-        (0, 1.0), (1, pytest.approx(0.5)), (2, pytest.approx(1 / 3))
+        (0, 1.0),
+        (1, pytest.approx(0.5)),
+        (2, pytest.approx(1 / 3)),
     ]
     assert children["report"].data.metrics == {"score": 22.5}
     assert children["load"].data.metrics == {}

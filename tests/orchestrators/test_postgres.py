@@ -142,7 +142,8 @@ def test_state_store_on_postgres_run_and_resume(
     saved = state.get_run(failed.run_id)
     assert saved.status == "FAILED"
     assert {n: s.status for n, s in saved.steps.items()} == {
-        "prepare": "SUCCEEDED", "fit": "FAILED"
+        "prepare": "SUCCEEDED",
+        "fit": "FAILED",
     }
     assert failed.run_id in [r.run_id for r in state.list_runs(limit=1000, pipeline="pipe")]
 

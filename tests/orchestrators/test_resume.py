@@ -85,7 +85,9 @@ def test_resume_after_failure_reruns_only_what_failed(
     failed = LocalOrchestrator(stack).run(stackwise.load_pipeline(ref))
     assert failed.status == "FAILED"
     assert {n: s.status for n, s in failed.steps.items()} == {
-        "a": "SUCCEEDED", "b": "FAILED", "c": "SKIPPED"
+        "a": "SUCCEEDED",
+        "b": "FAILED",
+        "c": "SKIPPED",
     }
     assert get_run(failed.tracking_uri, failed.mlflow_run_id).info.status == "FAILED"
 

@@ -83,9 +83,7 @@ def test_retries_until_success(
     assert children["flaky"].info.status == "FAILED"
     assert children["flaky (attempt 2)"].info.status == "FAILED"
     assert children["flaky (attempt 3)"].info.status == "FINISHED"
-    assert [children[n].data.tags["stackwise.attempt"] for n in sorted(children)] == [
-        "1", "2", "3"
-    ]
+    assert [children[n].data.tags["stackwise.attempt"] for n in sorted(children)] == ["1", "2", "3"]
     assert "failure number 1" in children["flaky"].data.tags["stackwise.error"]
     assert record.mlflow_run_id == children["flaky (attempt 3)"].info.run_id
     parent = get_run(run.tracking_uri, run.mlflow_run_id)

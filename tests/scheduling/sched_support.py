@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: Generous bound for anything that waits on a subprocess or a run.
-WAIT_S = 60.0
+from tests.conftest import free_port as free_port
+from tests.support import WAIT_S as WAIT_S
+from tests.support import children_of as children_of
+from tests.support import pid_alive as pid_alive
+from tests.support import stackwise_cmd
+from tests.support import wait_until as wait_until
 
 PIPE = """
     import json
@@ -116,10 +116,6 @@ def days(start: str, end: str) -> list[str]:
     return [(lo + dt.timedelta(days=i)).isoformat() for i in range((hi - lo).days + 1)]
 
 
-def stackwise_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stackwise", *args]
-
-
 def run_cli(cwd: Path, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
     """`python -m stackwise ARGS` in `cwd`, as a user would run it."""
     return subprocess.run(
@@ -137,27 +133,6 @@ def run_json(cwd: Path, *args: str, timeout: float = 180.0) -> tuple[int, Any]:
             f"exit {result.returncode}; stdout is not JSON ({exc}):\n{result.stdout}\n"
             f"stderr:\n{result.stderr}"
         ) from None
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def all_runs(uri: str, experiment_name: str) -> list[Any]:
@@ -188,7 +163,3 @@ def every_run(uri: str) -> list[Any]:
 
 def parents(runs: list[Any]) -> list[Any]:
     return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-
-
-def children_of(runs: list[Any], parent_run_id: str) -> list[Any]:
-    return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_run_id]

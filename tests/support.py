@@ -1,0 +1,32 @@
+"""Helpers shared by test folders (imported as `tests.support`; not a test file)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from stackwise.orchestrators.local.state import pid_alive
+
+__all__ = ["WAIT_S", "children_of", "pid_alive", "stackwise_cmd", "wait_until"]
+
+#: Generous bound for anything that waits on a subprocess or a run.
+WAIT_S = 60.0
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+def stackwise_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stackwise", *args]
+
+
+def children_of(runs: list[Any], parent_run_id: str) -> list[Any]:
+    return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_run_id]
