@@ -203,20 +203,23 @@ def register(
     model_name: str,
     ctx: sw.StepContext,
 ) -> dict[str, Any]:
-    """Log the model in this step's MLflow run and register a new version of `model_name`."""
+    """Register a new version of `model_name`, tagged with its lineage (runs, code version,
+    datasets), and let the promotion policy next to this file move it to `staging` when every
+    rule passes (a refusal is recorded in the model's history, and the run still succeeds)."""
     if ctx.mlflow_run_id is None:
         print("tracking is off: the model was not registered")
         return {"registered": False}
-    import mlflow
-    import mlflow.sklearn
-    from mlflow import MlflowClient
-
-    example = train.drop(columns=[TARGET]).head(5).astype("float64")
-    info = mlflow.sklearn.log_model(
+    registered = sw.register_model(
         model,
-        name="model",
-        registered_model_name=model_name,
-        input_example=example,
+        model_name,
+        policies=Path(__file__).with_name("policies.yaml"),
+        tags={
+            # `validate` refuses bad data, so a model that reaches this step passed it
+            "validation": "passed",
+            "test_accuracy": f"{metrics['accuracy']:.4f}",
+            "test_roc_auc": f"{metrics['roc_auc']:.4f}",
+        },
+        input_example=train.drop(columns=[TARGET]).head(5).astype("float64"),
         # MLflow stores scikit-learn models with skops; we built this model ourselves, so the
         # tree structures gradient boosting uses are trusted.
         skops_trusted_types=["sklearn.tree._tree.Tree"],
@@ -224,17 +227,13 @@ def register(
         # subprocess and costs seconds.
         pip_requirements=_pinned("scikit-learn", "pandas", "numpy", "skops"),
     )
-    version = str(info.registered_model_version)
-    client = MlflowClient()
-    for key, value in {
-        "stackwise.run_id": ctx.run_id,
-        "stackwise.pipeline": ctx.pipeline,
-        "test_accuracy": f"{metrics['accuracy']:.4f}",
-        "test_roc_auc": f"{metrics['roc_auc']:.4f}",
-    }.items():
-        client.set_model_version_tag(model_name, version, key, value)
-    return {"registered": True, "name": model_name, "version": version,
-            "model_uri": f"models:/{model_name}/{version}"}  # fmt: skip
+    return {
+        "registered": True,
+        "name": model_name,
+        "version": registered.version,
+        "model_uri": registered.model_uri,
+        "promoted_to": [p.alias for p in registered.promotions if p.changed],
+    }
 
 
 def _pinned(*names: str) -> list[str]:

@@ -25,6 +25,7 @@ _EXPORTS = {
     "load_pipeline": "stackwise.authoring.loader",
     "run": "stackwise.api",
     "StackwiseError": "stackwise.errors",
+    "register_model": "stackwise.governance.registration",
     "Schedule": "stackwise.scheduling.schedule",
 }
 
@@ -42,6 +43,7 @@ __all__ = [
     "log_metric",
     "log_metrics",
     "pipeline",
+    "register_model",
     "run",
     "step",
 ]
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from stackwise.authoring.pipeline import Pipeline, pipeline
     from stackwise.authoring.step import Resources, Retries, step
     from stackwise.errors import StackwiseError
+    from stackwise.governance.registration import register_model
     from stackwise.scheduling.schedule import Schedule
 
 

@@ -35,6 +35,15 @@ def test_example_trains_registers_and_caches(project: Path) -> None:
     version = client.get_model_version("breast_cancer_classifier", "1")
     assert version.run_id == steps["register"]["mlflow_run_id"]
     assert version.tags["stackwise.run_id"] == result["run_id"]
+    # registered with its lineage, and promoted to staging by the example's policy
+    assert version.tags["stackwise.training_run_id"] == steps["train"]["mlflow_run_id"]
+    assert version.tags["stackwise.pipeline_run_id"] == result["mlflow_run_id"]
+    assert version.tags["stackwise.pipeline_version"] == result["pipeline_version"]
+    assert version.tags["stackwise.orchestrator"] == "local"
+    lineage = json.loads(version.tags["stackwise.datasets"])
+    assert len([d for d in lineage if d["kind"] == "raw"]) == 30
+    assert version.tags["stackwise.staging.policy"] == "passed"
+    assert client.get_registered_model("breast_cancer_classifier").aliases["staging"] in (1, "1")
     evaluate_run = client.get_run(steps["evaluate"]["mlflow_run_id"])
     assert evaluate_run.data.metrics["accuracy"] == pytest.approx(metrics["accuracy"])
     assert "evaluation.png" in [a.path for a in client.list_artifacts(evaluate_run.info.run_id)]
@@ -52,6 +61,7 @@ def test_example_trains_registers_and_caches(project: Path) -> None:
     # features only see unchanged inputs and come from the cache.
     assert again["validate"]["cached"] and again["features"]["cached"]
     assert not again["train"]["cached"] and not again["register"]["cached"]
-    assert client.get_model_version("breast_cancer_classifier", "2").run_id == (
-        again["register"]["mlflow_run_id"]
+    assert (
+        client.get_model_version("breast_cancer_classifier", "2").run_id
+        == (again["register"]["mlflow_run_id"])
     )

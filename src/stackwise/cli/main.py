@@ -94,7 +94,14 @@ def _root(
 
 
 #: Modules that register commands on `app` when imported; one per command group.
-COMMAND_MODULES = ("stackwise.cli.commands",)
+COMMAND_MODULES = (
+    "stackwise.cli.commands",
+    "stackwise.cli.schedule",
+    "stackwise.cli.advise",
+    "stackwise.cli.models",
+    "stackwise.cli.policy",
+    "stackwise.cli.lineage",
+)
 
 
 def load_commands() -> None:

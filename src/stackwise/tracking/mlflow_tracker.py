@@ -51,7 +51,6 @@ class MlflowTracker:
             self.check_reachable()
             import logging
 
-            import mlflow
             from mlflow import MlflowClient
 
             # A remote server makes MLflow print "View run" links to stdout, which would corrupt
@@ -59,7 +58,6 @@ class MlflowTracker:
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
             for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.store"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)
-            mlflow.set_tracking_uri(self.uri)
             self._client = MlflowClient(self.uri)
         return self._client
 
@@ -71,7 +69,14 @@ class MlflowTracker:
         if self._client is None:
             _ = self.client
         if mlflow.get_tracking_uri() != self.uri:
+            # MLflow also exports the URI as MLFLOW_TRACKING_URI, which would then override
+            # every later stack config in this process (a notebook, a test run): undo that.
+            previous = os.environ.get("MLFLOW_TRACKING_URI")
             mlflow.set_tracking_uri(self.uri)
+            if previous is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = previous
 
     def check_reachable(self) -> None:
         """Fail fast with a fix, instead of MLflow's long retry loop on a dead server."""
