@@ -71,7 +71,7 @@ class StackConfig(BaseModel):
     @field_validator("state_store")
     @classmethod
     def _known_state_store(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg2://")):
+        if not value.startswith(("sqlite:///", "postgresql://", "postgresql+")):
             raise ValueError("allowed: sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
         return value
 

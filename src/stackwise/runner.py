@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import os
 import sys
 import threading
@@ -23,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from stackwise.artifacts.store import ArtifactRef, ArtifactStore
-from stackwise.authoring.context import DatasetRecord, Interval, StepContext
+from stackwise.authoring.context import DatasetRecord, Interval, StepContext, UndeclaredParams
 from stackwise.authoring.context import reset_context as _reset_context
 from stackwise.authoring.context import set_context as _set_context
 from stackwise.errors import StackwiseError, StepCancelledError, StepTimeoutError
@@ -66,6 +67,23 @@ class StepResult(BaseModel):
     error_type: str | None = None
 
 
+class _Interrupt(BaseException):
+    """Injected into a running step. A BaseException, like KeyboardInterrupt, so that a
+    step's own `except Exception:` cannot swallow its timeout or cancellation."""
+
+
+class _TimeoutInterrupt(_Interrupt):
+    pass
+
+
+class _CancelInterrupt(_Interrupt):
+    pass
+
+
+def _interrupt_for(reason: type[BaseException]) -> type[_Interrupt]:
+    return _TimeoutInterrupt if issubclass(reason, StepTimeoutError) else _CancelInterrupt
+
+
 class CancelToken:
     """Lets another thread stop a step running in this process. The exception is injected
     only while user code runs, never inside the runner's own bookkeeping."""
@@ -81,7 +99,7 @@ class CancelToken:
     def enter(self) -> None:
         with self._lock:
             if self.requested is not None:
-                raise self.requested()
+                raise _interrupt_for(self.requested)()
             self._thread_id = threading.get_ident()
 
     @property
@@ -99,7 +117,7 @@ class CancelToken:
             self.requested = exc_type
             if self._thread_id is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(self._thread_id), ctypes.py_object(exc_type)
+                    ctypes.c_ulong(self._thread_id), ctypes.py_object(_interrupt_for(exc_type))
                 )
 
 
@@ -160,7 +178,7 @@ def run_step(inv: StepInvocation, cancel: CancelToken | None = None) -> StepResu
             step=inv.step,
             run_id=inv.run_id,
             attempt=inv.attempt,
-            params=dict(inv.params),
+            params=dict(inv.params) if definition.context_param else UndeclaredParams(inv.step),
             interval=interval,
         )
         ctx.datasets.extend(datasets)
@@ -187,9 +205,16 @@ def run_step(inv: StepInvocation, cancel: CancelToken | None = None) -> StepResu
             tracked_run_id = run.info.run_id
             ctx.flush = lambda metrics: tracker.log(tracked_run_id, metrics=metrics)
         value = _call(definition.fn, kwargs, ctx, run, cancel)
+        if cancel.requested is not None:  # the step swallowed its interrupt: it still ends
+            raise _interrupt_for(cancel.requested)()
         for out_name, out_value in _split_outputs(definition, value).items():
             outputs[out_name] = store.put(out_value).to_dict()
         status = "SUCCEEDED"
+    except _TimeoutInterrupt:
+        status, error_type = "FAILED", "StepTimeoutError"
+        error = StepTimeoutError().message
+    except _CancelInterrupt:
+        status, error, error_type = "KILLED", StepCancelledError().message, "StepCancelledError"
     except StepCancelledError as exc:
         status, error, error_type = "KILLED", exc.message, "StepCancelledError"
     except KeyboardInterrupt:
@@ -205,7 +230,17 @@ def run_step(inv: StepInvocation, cancel: CancelToken | None = None) -> StepResu
         if ctx is not None:
             metrics = ctx.last_metrics
         if run is not None and tracker is not None and ctx is not None:
-            _finish_tracking(tracker, run.info.run_id, ctx, call_params, outputs, status, error)
+            try:
+                _finish_tracking(
+                    tracker, run.info.run_id, ctx, inv.params, call_params, outputs, status, error
+                )
+            except Exception as exc:  # e.g. a metric name MLflow rejects
+                status, error_type = "FAILED", "TrackingError"
+                error = f"recording the step in MLflow failed: {type(exc).__name__}: {exc}"
+    if error:  # results are stored and printed: no secret in them either
+        from stackwise.tracking.redaction import redact_text, secrets_for_run
+
+        error = redact_text(error, secrets_for_run(inv.params))
     return StepResult(
         step=inv.step,
         status=status,
@@ -311,14 +346,15 @@ def _finish_tracking(
     tracker: Any,
     run_id: str,
     ctx: StepContext,
+    run_params: dict[str, Any],
     call_params: dict[str, Any],
     outputs: dict[str, dict[str, Any]],
     status: StepStatus,
     error: str | None,
 ) -> None:
-    from stackwise.tracking.redaction import redact_params, redact_text, secret_values
+    from stackwise.tracking.redaction import redact_params, redact_text, secrets_for_run
 
-    secrets = secret_values()
+    secrets = secrets_for_run(run_params)
     tags = {k: redact_text(v, secrets) for k, v in ctx.tags.items()}
     for name, ref in outputs.items():
         tags[f"stackwise.output.{name}"] = ref["uri"]
@@ -326,6 +362,13 @@ def _finish_tracking(
     tags["stackwise.status"] = status
     if error:
         tags["stackwise.error"] = redact_text(error, secrets)[-4000:]
+    datasets = [
+        dataclasses.replace(
+            d, name=redact_text(d.name, secrets), source=redact_text(d.source, secrets)
+        )
+        for d in ctx.datasets
+    ]
+    final = "FINISHED" if status == "SUCCEEDED" else status
     try:
         tracker.log(
             run_id,
@@ -334,10 +377,13 @@ def _finish_tracking(
             tags=tags,
         )
         ctx.metrics = []
-        if ctx.datasets:
-            tracker.log_datasets(run_id, ctx.datasets)
+        if datasets:
+            tracker.log_datasets(run_id, datasets)
+    except BaseException:
+        final = "FAILED"  # the MLflow run says what stackwise reports: the step failed
+        raise
     finally:
-        tracker.end_run(run_id, "FINISHED" if status == "SUCCEEDED" else status)
+        tracker.end_run(run_id, final)
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -368,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         exc_type = StepTimeoutError if signum == signal.SIGUSR1 else StepCancelledError
         token.requested = token.requested or exc_type
         if token.in_user_code:
-            raise exc_type()
+            raise _interrupt_for(exc_type)()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGUSR1, on_signal)

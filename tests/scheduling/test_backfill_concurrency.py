@@ -124,9 +124,9 @@ def test_overlapping_backfills_on_sqlite_run_each_interval_once(
 def test_overlapping_backfills_on_postgres_run_each_interval_once(
     project: Path, stack: StackConfig, write_pipeline: WritePipeline, pg_url: str
 ) -> None:
-    # The driver is named: a bare postgresql:// URL is covered (and currently broken) in
-    # test_postgres_state_store_url_as_documented_works below.
-    url = pg_url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    # The driver is named explicitly here (psycopg 3, what the `postgres` extra installs); the
+    # bare postgresql:// form is covered by test_postgres_state_store_url_as_documented_works.
+    url = pg_url.replace("postgresql://", "postgresql+psycopg://", 1)
     name = f"bf_{uuid.uuid4().hex[:12]}"
     (project / "stackwise.yaml").write_text(f"state_store: {url}\n")
     ref = write_pipeline(pipe_source('Schedule("@daily", start="2026-01-01")', name=name))
@@ -140,7 +140,7 @@ def test_postgres_state_store_url_as_documented_works(
     project: Path, stack: StackConfig, write_pipeline: WritePipeline, pg_url: str
 ) -> None:
     """`state_store: postgresql://user@host:5432/db` (the README's form) with the driver the
-    `postgres` extra installs (psycopg2-binary)."""
+    `postgres` extra installs (psycopg 3)."""
     assert pg_url.startswith("postgresql://")
     name = f"bf_{uuid.uuid4().hex[:12]}"
     (project / "stackwise.yaml").write_text(f"state_store: {pg_url}\n")
@@ -150,7 +150,7 @@ def test_postgres_state_store_url_as_documented_works(
 
     assert result.returncode == 0, result.stderr
     assert executions(project) and len(executions(project)) == 6
-    state = StateStore(pg_url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    state = StateStore(pg_url)
     rows = IntervalLedger(state).rows(name)
     assert sorted(day(r.interval_start) for r in rows.values()) == days("2026-01-01", "2026-01-02")
     assert {r.status for r in rows.values()} == {"SUCCEEDED"}

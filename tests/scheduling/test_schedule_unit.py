@@ -293,7 +293,8 @@ def _row(status: str, run_id: str | None = "r1", pid: int | None = None) -> Inte
         (_row("SUCCEEDED"), "failed", "skip"),
         (_row("SUCCEEDED"), "all", "run"),
         (_row("FAILED"), "failed", "resume"),
-        (_row("FAILED"), "all", "resume"),
+        (_row("FAILED"), "all", "run"),  # all = recompute, never reuse a failed run's steps
+        (_row("KILLED"), "all", "run"),
         (_row("FAILED"), "none", "skip"),
         (_row("FAILED", run_id=None), "failed", "run"),
         (_row("KILLED"), "none", "resume"),

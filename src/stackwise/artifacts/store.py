@@ -52,6 +52,22 @@ class ArtifactStore:
             self._fs, _ = fsspec.core.url_to_fs(self.root)
         return self._fs
 
+    def check_writable(self) -> None:
+        """Fail before a run starts, not after its first step computed something."""
+        try:
+            if self._local:
+                self._path.mkdir(parents=True, exist_ok=True)
+                probe = self._path / f".probe-{uuid.uuid4().hex}"
+                probe.write_bytes(b"")
+                probe.unlink()
+            else:
+                self._filesystem().makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise ArtifactError(
+                f"the artifact store {self.root!r} is not writable ({exc}); create it or set "
+                "artifact_store in stackwise.yaml to a writable folder or URL."
+            ) from None
+
     def put(self, value: Any) -> ArtifactRef:
         serializer = serializer_for(value)
         try:

@@ -10,6 +10,7 @@ import contextvars
 import dataclasses
 import datetime as dt
 import math
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -97,6 +98,7 @@ class StepContext:
         return self.interval.end if self.interval else None
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        _check_name("metric", key)
         value = float(value)
         if math.isnan(value):
             value = float("nan")
@@ -111,6 +113,7 @@ class StepContext:
             self.log_metric(key, value, step)
 
     def set_tag(self, key: str, value: str) -> None:
+        _check_name("tag", key)
         self.tags[key] = str(value)
 
     def log_dataset(
@@ -129,6 +132,47 @@ class StepContext:
                 schema=dataset_schema(data),
             )
         )
+
+
+# MLflow's rule for metric, param and tag names; checked when logged, so a bad name fails the
+# call that made it rather than the whole step's batch at the end.
+_MLFLOW_NAME = re.compile(r"^[/\w.\- :]{1,250}$")
+
+
+def _check_name(kind: str, key: str) -> None:
+    if not isinstance(key, str) or not _MLFLOW_NAME.match(key) or ".." in key:
+        from stackwise.errors import StackwiseError
+
+        raise StackwiseError(
+            f"{kind} name {key!r} is not valid in MLflow: use letters, digits, '_', '-', '.', "
+            "' ', ':' and '/' (at most 250 characters)."
+        )
+
+
+class UndeclaredParams(Mapping[str, Any]):
+    """`params` of a context the step did not declare. Its cache key only covers the
+    parameters passed as inputs, so reading others here would return stale cached results."""
+
+    def __init__(self, step: str) -> None:
+        self._step = step
+
+    def _refuse(self) -> Any:
+        from stackwise.errors import StackwiseError
+
+        raise StackwiseError(
+            f"step {self._step!r} reads run parameters through current_context() but does not "
+            "declare a StepContext parameter; add `ctx: stackwise.StepContext` to its "
+            "signature (so caching accounts for them) or pass the parameter as an input."
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        return self._refuse()
+
+    def __iter__(self) -> Any:
+        return self._refuse()
+
+    def __len__(self) -> int:
+        return int(self._refuse())
 
 
 def current_context() -> StepContext | None:

@@ -83,8 +83,7 @@ def backfill(
         else:
             out_console().print(_plan_table(plan))
         return
-    if not as_json:
-        orchestrator.preflight(pipeline, overrides)
+    orchestrator.preflight(pipeline, overrides)  # an unreachable tracker fails here, exit 2
     outcomes = _run_with_progress(job, error_console(), as_json)
     counts: dict[str, int] = {}
     for o in outcomes:

@@ -23,7 +23,8 @@ from stackwise.runner import StepInvocation, StepResult
 if TYPE_CHECKING:
     from stackwise.authoring.pipeline import Pipeline
 
-_GRACE_S = 10.0
+#: Less than the orchestrator's stop grace, so a stuck process is killed before it is abandoned.
+_GRACE_S = 3.0
 
 
 class _ProcessHandle:

@@ -63,6 +63,8 @@ def decide(row: IntervalRow | None, reprocess: Reprocess) -> Decision:
     """The one rule table for every caller (backfill, dry run, scheduler)."""
     if row is None:
         return Decision("run", "new interval")
+    if reprocess == "all" and not (row.status == "RUNNING" and row.owner_alive):
+        return Decision("run", f"{row.status.lower()}; reprocessing all from scratch")
     if row.status == "RUNNING":
         if row.owner_alive:
             return Decision("skip", f"running in pid {row.pid} on {row.host}")
@@ -70,10 +72,8 @@ def decide(row: IntervalRow | None, reprocess: Reprocess) -> Decision:
     if row.status == "KILLED":
         return Decision(*_resume_or_run(row, "it was interrupted"))
     if row.status == "SUCCEEDED":
-        if reprocess == "all":
-            return Decision("run", "succeeded; reprocessing all")
         return Decision("skip", "already succeeded")
-    if reprocess in ("failed", "all"):
+    if reprocess == "failed":
         return Decision(*_resume_or_run(row, "it failed"))
     return Decision("skip", "failed; --reprocess none")
 

@@ -140,10 +140,26 @@ class Schedule:
             yield interval
 
     def latest_due(self, now: dt.datetime) -> Interval | None:
-        latest = None
-        for latest in self.due(now):  # noqa: B007  (the last one is the answer)
+        """The newest interval that has ended by `now`, found from `now` backwards (constant
+        time, however long ago the schedule started)."""
+        if now < self.start_at:
+            return None
+        end = self._previous_boundary(now)  # the last boundary at or before now
+        if end <= self.start_at:
+            return None
+        start = self._previous_boundary(end - dt.timedelta(microseconds=1))
+        if start < next(self._fire_times(self.start_at)):
+            return None
+        if self.end_at is not None and start > self.end_at:
+            return self._last_before_end()
+        return Interval(start, start, end)
+
+    def _last_before_end(self) -> Interval | None:
+        assert self.end_at is not None
+        last = None
+        for last in self.intervals(self.start_at, self.end_at):  # noqa: B007
             pass
-        return latest
+        return last
 
     def next_due_at(self, now: dt.datetime) -> dt.datetime | None:
         """When the next interval that has not ended by `now` ends (None: the schedule is over)."""

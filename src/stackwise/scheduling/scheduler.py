@@ -33,6 +33,9 @@ class _Target:
     pipeline: Pipeline
     runner: Backfill
     threads: dict[str, threading.Thread] = dataclasses.field(default_factory=dict)
+    #: Catchup scans intervals from here: everything before it is in the ledger or launched,
+    #: so a tick does not walk the whole history of an old hourly schedule again.
+    cursor: dt.datetime | None = None
 
 
 class Scheduler:
@@ -115,19 +118,30 @@ class Scheduler:
                 if decide(r, "none").action == "resume"
             ]
             if schedule.catchup:
-                candidates += [i for i in schedule.due(now) if key(i) not in rows]
+                missing = [
+                    i
+                    for i in schedule.intervals(target.cursor or schedule.start_at, now)
+                    if i.end <= now and key(i) not in rows and key(i) not in target.threads
+                ]
+                candidates += missing
             else:
                 latest = schedule.latest_due(now)
                 if latest is not None and key(latest) not in rows:
                     candidates.append(latest)
+            waiting: list[Interval] = []
             for interval in sorted(candidates, key=lambda i: i.logical_date):
-                if active >= schedule.max_active_runs:
-                    break
                 if key(interval) in target.threads:
+                    continue
+                if active >= schedule.max_active_runs:
+                    waiting.append(interval)
                     continue
                 self._launch(target, interval)
                 active += 1
                 started.append((target.pipeline.name, interval))
+            if schedule.catchup:
+                latest = schedule.latest_due(now)
+                done_until = latest.end if latest is not None else target.cursor
+                target.cursor = waiting[0].logical_date if waiting else done_until
         return started
 
     def _launch(self, target: _Target, interval: Interval) -> None:

@@ -92,7 +92,14 @@ class MlflowTracker:
                     "running one. Nothing was run."
                 ) from None
         elif self.uri.startswith("sqlite:///"):
-            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(self.uri.removeprefix("sqlite:///")).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TrackingError(
+                    f"cannot create the folder of the MLflow store {self.uri} ({exc}); point "
+                    "tracking_uri at a writable path."
+                ) from None
 
     def experiment_id(self, name: str, artifact_location: str | None) -> str:
         cached = self._experiments.get(name)

@@ -10,8 +10,8 @@ from typing import Any
 
 REDACTED = "***REDACTED***"
 _SECRET_NAME = re.compile(
-    r"(TOKEN|SECRET|PASSWORD|PASSWD|PWD|KEY|CREDENTIAL|AUTH|PRIVATE|SESSION|COOKIE|SIGNATURE"
-    r"|CERT|SALT|DSN)",
+    r"(TOKEN|SECRET|PASS|PWD|KEY|CREDENTIAL|AUTH|PRIVATE|SESSION|COOKIE|SIGNATURE|CERT|SALT"
+    r"|DSN|WEBHOOK|(^|_)PAT($|_))",
     re.IGNORECASE,
 )
 # Names that match the pattern above but are not secrets.
@@ -27,6 +27,16 @@ def is_secret_name(name: str) -> bool:
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     env = os.environ if environ is None else environ
     values = {v for k, v in env.items() if is_secret_name(k) and len(v) >= _MIN_SECRET_LEN}
+    return sorted(values, key=len, reverse=True)
+
+
+def secrets_for_run(params: Mapping[str, Any]) -> list[str]:
+    """Secrets of the environment plus the values of secret-named run parameters, so that
+    `-p db_password=...` stays masked wherever the value travels (step inputs, errors)."""
+    values = set(secret_values())
+    for name, value in params.items():
+        if is_secret_name(name) and isinstance(value, str) and len(value) >= _MIN_SECRET_LEN:
+            values.add(value)
     return sorted(values, key=len, reverse=True)
 
 

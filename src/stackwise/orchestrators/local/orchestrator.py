@@ -21,7 +21,7 @@ from stackwise.authoring.context import Interval
 from stackwise.authoring.pipeline import Pipeline
 from stackwise.compute.base import ComputeBackend
 from stackwise.config import StackConfig
-from stackwise.errors import PipelineValidationError, StateStoreError
+from stackwise.errors import PipelineValidationError, StateStoreError, StepCancelledError
 from stackwise.orchestrators.local.executor import EventSink, Executor, StepEvent
 from stackwise.orchestrators.local.state import RunRecord, StateStore, StepRecord
 from stackwise.runner import TrackingTarget
@@ -44,6 +44,7 @@ class LocalOrchestrator:
         self._state: StateStore | None = None
         self._backends: dict[str, ComputeBackend] = {}
         self._manifest_refs: dict[tuple[str, str, str], str] = {}
+        self._checked = False
         self._lock = threading.Lock()
 
     @property
@@ -77,8 +78,11 @@ class LocalOrchestrator:
         if problems:
             raise PipelineValidationError("; ".join(problems))
         _ = self.state
-        if self.stack.tracking:
-            self._tracker().check_reachable()
+        if not self._checked:  # once per process: a backfill calls this per interval
+            ArtifactStore(self.stack.artifact_store_resolved).check_writable()
+            if self.stack.tracking:
+                self._tracker().check_reachable()
+            self._checked = True
         return values
 
     # -- run ----------------------------------------------------------------------------------
@@ -224,8 +228,11 @@ class LocalOrchestrator:
             failed = [r.name for r in run.steps.values() if r.status != "SUCCEEDED"]
             status = "SUCCEEDED" if not failed else "FAILED"
             error = f"steps not succeeded: {', '.join(failed)}" if failed else None
-        except BaseException as exc:
+        except (KeyboardInterrupt, StepCancelledError, SystemExit) as exc:
             status, error = "KILLED", f"interrupted ({type(exc).__name__})"
+            raise
+        except BaseException as exc:
+            status, error = "FAILED", f"{type(exc).__name__}: {exc}"
             raise
         finally:
             run.status, run.error, run.ended_at = status, error, time.time()

@@ -265,7 +265,6 @@ class StateStore:
     def finish_step(self, run_id: str, record: StepRecord, pipeline: str, cache: bool) -> None:
         """Record a finished step and, when it succeeded with a cache key, its cache entry,
         in one transaction."""
-        import sqlalchemy as sa
 
         row = self._step_row(record)
         with self.engine.begin() as conn:
@@ -275,16 +274,31 @@ class StateStore:
                 .values(**row)
             )
             if cache and record.status == "SUCCEEDED" and record.cache_key and not record.cached:
-                conn.execute(
-                    sa.delete(self.cache).where(self.cache.c.cache_key == record.cache_key)
-                )
-                conn.execute(
-                    self.cache.insert().values(
-                        cache_key=record.cache_key, pipeline=pipeline, step=record.name,
-                        outputs=row["outputs"], metrics=row["metrics"], run_id=run_id,
-                        mlflow_run_id=record.mlflow_run_id, created_at=time.time(),
-                    )
-                )  # fmt: skip
+                entry = {
+                    "cache_key": record.cache_key,
+                    "pipeline": pipeline,
+                    "step": record.name,
+                    "outputs": row["outputs"],
+                    "metrics": row["metrics"],
+                    "run_id": run_id,
+                    "mlflow_run_id": record.mlflow_run_id,
+                    "created_at": time.time(),
+                }
+                conn.execute(self._upsert_cache(entry))
+
+    def _upsert_cache(self, entry: dict[str, Any]) -> Any:
+        """Insert or replace in one statement: two processes finishing the same cached step
+        at once must both succeed (a delete-then-insert races on the primary key)."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt: Any = pg_insert(self.cache).values(**entry)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(self.cache).values(**entry)
+        updates = {k: v for k, v in entry.items() if k != "cache_key"}
+        return stmt.on_conflict_do_update(index_elements=["cache_key"], set_=updates)
 
     def cache_lookup(self, key: str) -> CacheEntry | None:
         """The earlier success with this cache key, if any."""
