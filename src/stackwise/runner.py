@@ -356,9 +356,7 @@ def _finish_tracking(
 
     secrets = secrets_for_run(run_params)
     tags = {k: redact_text(v, secrets) for k, v in ctx.tags.items()}
-    for name, ref in outputs.items():
-        tags[f"stackwise.output.{name}"] = ref["uri"]
-        tags[f"stackwise.output.{name}.digest"] = ref["digest"]
+    tags.update(output_tags(outputs))
     tags["stackwise.status"] = status
     if error:
         tags["stackwise.error"] = redact_text(error, secrets)[-4000:]
@@ -384,6 +382,20 @@ def _finish_tracking(
         raise
     finally:
         tracker.end_run(run_id, final)
+
+
+def output_tags(outputs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Where each output of a step run lives and its digest: what lineage follows. Shared by
+    executed and cached step runs, so both read the same."""
+    tags: dict[str, str] = {}
+    for name, ref in outputs.items():
+        tags[f"stackwise.output.{name}"] = ref["uri"]
+        tags[f"stackwise.output.{name}.digest"] = ref["digest"]
+    return tags
+
+
+#: The process exit code for a step or run status (the CLI and `python -m stackwise.runner`).
+EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "KILLED": 130}
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -427,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, args.result)
     else:
         print(payload)
-    return {"SUCCEEDED": 0, "FAILED": 1, "KILLED": 130}[result.status]
+    return EXIT_CODES[result.status]
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON (s
 
 
 def _exit_code(run: RunRecord) -> int:
-    return {"SUCCEEDED": 0, "FAILED": 1, "KILLED": 130}.get(run.status, 1)
+    from stackwise.runner import EXIT_CODES
+
+    return EXIT_CODES.get(run.status, 1)
 
 
 def _finish(run: RunRecord, as_json: bool) -> None:

@@ -24,7 +24,7 @@ from stackwise.config import StackConfig
 from stackwise.errors import PipelineValidationError, StateStoreError, StepCancelledError
 from stackwise.orchestrators.local.executor import EventSink, Executor, StepEvent
 from stackwise.orchestrators.local.state import RunRecord, StateStore, StepRecord
-from stackwise.runner import TrackingTarget
+from stackwise.runner import TrackingTarget, output_tags
 
 
 def new_run_id() -> str:
@@ -377,9 +377,7 @@ class LocalOrchestrator:
                 "stackwise.environment.digest": tracking.manifest_digest or ""}  # fmt: skip
         if source_mlflow:
             tags["stackwise.cached_from"] = source_mlflow
-        for name, ref in record.outputs.items():
-            tags[f"stackwise.output.{name}"] = ref["uri"]
-            tags[f"stackwise.output.{name}.digest"] = ref["digest"]
+        tags.update(output_tags(record.outputs))
         child = tracker.start_run(
             tracking.experiment_id, f"{record.name} (cached)", tags, tracking.parent_run_id
         )
