@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from stackwise.orchestrators.local.state import pid_alive
+from stackwise.processes import pid_alive
 
-__all__ = ["WAIT_S", "children_of", "pid_alive", "stackwise_cmd", "wait_until"]
+__all__ = ["WAIT_S", "children_of", "path_of", "pid_alive", "stackwise_cmd", "wait_until"]
 
 #: Generous bound for anything that waits on a subprocess or a run.
 WAIT_S = 60.0
@@ -30,3 +31,12 @@ def stackwise_cmd(*args: str) -> list[str]:
 
 def children_of(runs: list[Any], parent_run_id: str) -> list[Any]:
     return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_run_id]
+
+
+def path_of(uri: str) -> Path:
+    """The file behind a local artifact's URL (artifact locations are `file://` URLs)."""
+    from stackwise.artifacts.store import local_path
+
+    path = local_path(uri)
+    assert path is not None and uri.startswith("file:///"), uri
+    return path

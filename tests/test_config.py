@@ -40,7 +40,8 @@ def test_defaults_without_a_stack_file(project: Path) -> None:
     assert config.base_dir == project
     assert config.tracking_uri_resolved == f"sqlite:///{project.resolve()}/.stackwise/mlflow.db"
     assert config.state_store_resolved == f"sqlite:///{project.resolve()}/.stackwise/state.db"
-    assert config.artifact_store_resolved == str(project.resolve() / ".stackwise" / "artifacts")
+    artifacts = project.resolve() / ".stackwise" / "artifacts"
+    assert config.artifact_store_resolved == artifacts.as_uri()
     mlartifacts = project.resolve() / ".stackwise" / "mlartifacts"
     assert config.mlflow_artifacts_resolved == mlartifacts.as_uri()
 
@@ -209,7 +210,7 @@ def test_relative_paths_resolve_against_the_stack_file_folder(
     base = folder.resolve()
     assert config.tracking_uri_resolved == f"sqlite:///{base / 'db' / 'mlflow.db'}"
     assert config.state_store_resolved == f"sqlite:///{base / 'state.db'}"
-    assert config.artifact_store_resolved == str((project / "deploy" / "artifacts").resolve())
+    assert config.artifact_store_resolved == (project / "deploy" / "artifacts").resolve().as_uri()
     assert config.mlflow_artifacts_resolved == (base / "mlart").as_uri()
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from stackwise.artifacts.store import ArtifactRef, ArtifactStore
+from stackwise.artifacts.store import ArtifactStore
+from stackwise.contract import InputRef, PipelineRef
 from stackwise.runner import (
     CancelToken,
     StepInvocation,
@@ -120,9 +121,10 @@ def tracking(
     parent = client.create_run(experiment_id, run_name="pipeline-run")
     target = TrackingTarget(
         uri=uri,
+        experiment=f"runner-{project.name}",
         experiment_id=experiment_id,
         parent_run_id=parent.info.run_id,
-        tags={"stackwise.run_id": "run-1"},
+        run_tags={"stackwise.run_id": "run-1"},
     )
     return client, target
 
@@ -131,10 +133,14 @@ def _invocation(
     ref: str, step: str, artifacts: ArtifactStore, inputs: dict[str, Any], **extra: Any
 ) -> StepInvocation:
     fields: dict[str, Any] = {"run_id": "run-1", "params": {"factor": 2}, **extra}
+    target, _, name = ref.rpartition(":")
     return StepInvocation(
-        pipeline_ref=ref,
+        pipeline=PipelineRef(target=target, name=name),
         step=step,
-        inputs={k: artifacts.put(v).to_dict() for k, v in inputs.items()},
+        inputs={
+            k: InputRef(step="source", output="output", artifact=artifacts.put(v))
+            for k, v in inputs.items()
+        },
         artifact_root=artifacts.root,
         **fields,
     )
@@ -156,7 +162,7 @@ def _run_fresh(project: Path, inv: StepInvocation) -> tuple[int, StepResult, str
 
 
 def _output(artifacts: ArtifactStore, result: StepResult, name: str = "output") -> Any:
-    return artifacts.get(ArtifactRef.from_dict(result.outputs[name]))
+    return artifacts.get(result.outputs[name])
 
 
 # -- fresh process ---------------------------------------------------------------------------
@@ -169,7 +175,7 @@ def test_fresh_process_untracked(project: Path, steps_ref: str, artifacts: Artif
     assert result.error is None
     assert result.mlflow_run_id is None
     assert set(result.outputs) == {"output"}
-    assert result.outputs["output"]["serializer"] == "json"
+    assert result.outputs["output"].serializer == "json"
     # the parameter binding reads the invocation's params; the input the upstream artifact
     assert _output(artifacts, result) == 63
     assert result.metrics == {"seen": 22.0}  # last value of each metric, even untracked
@@ -218,9 +224,10 @@ def test_fresh_process_tracked(
     assert tags["stackwise.step"] == "double"
     assert tags["stackwise.attempt"] == "1"
     assert tags["stackwise.status"] == "SUCCEEDED"
-    assert tags["stackwise.input.x"] == inv.inputs["x"]["uri"]
-    assert tags["stackwise.output.output"] == result.outputs["output"]["uri"]
-    assert tags["stackwise.output.output.digest"] == result.outputs["output"]["digest"]
+    artifact = inv.inputs["x"].artifact
+    assert artifact is not None and tags["stackwise.input.x"] == artifact.uri
+    assert tags["stackwise.output.output"] == result.outputs["output"].uri
+    assert tags["stackwise.output.output.digest"] == result.outputs["output"].digest
     assert len(tags["stackwise.environment.digest"]) == 16
     assert run.data.metrics["seen"] == 22.0  # latest value
     history = client.get_metric_history(run.info.run_id, "seen")
@@ -290,7 +297,7 @@ def test_in_process_wrong_return_type_fails(
 
 def test_in_process_unloadable_pipeline_fails(project: Path, artifacts: ArtifactStore) -> None:
     inv = StepInvocation(
-        pipeline_ref=f"{project / 'missing.py'}:pipe",
+        pipeline=PipelineRef(target=str(project / "missing.py"), name="pipe"),
         step="double",
         run_id="r",
         artifact_root=artifacts.root,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stackwise.orchestrators.local.executor import EventSink
-    from stackwise.orchestrators.local.state import RunRecord
+    from stackwise.orchestrators.base import EventSink, RunRecord
 
 
 def run(

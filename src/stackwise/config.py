@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -37,6 +37,9 @@ class StackConfig(BaseModel):
         f"sqlite:///{STATE_DIR}/state.db", description="SQLAlchemy URL (sqlite or postgresql)"
     )
     max_parallel: int = Field(4, ge=1, le=1024, description="steps running at once")
+    cache: Literal["state", "artifacts"] = Field(
+        "state", description="where the step cache is kept: the state store or the artifact store"
+    )
     pipelines: list[str] = Field(
         default_factory=list, description="pipelines `stackwise scheduler start` runs"
     )
@@ -95,7 +98,10 @@ class StackConfig(BaseModel):
 
     @property
     def artifact_store_resolved(self) -> str:
-        return self.resolve_path(self.artifact_store)
+        """The artifact store's URL (a folder becomes `file:///abs/folder`)."""
+        from stackwise.artifacts.store import to_url
+
+        return to_url(self.resolve_path(self.artifact_store))
 
     @property
     def mlflow_artifacts_resolved(self) -> str | None:

@@ -10,6 +10,8 @@
     +-- ParameterError                  unknown run parameter or a value of the wrong type
     +-- ScheduleError                   bad cron, timezone, date, or a range with no interval
     +-- ArtifactError                   an artifact cannot be written, read or is missing
+    +-- InvocationError                 a StepInvocation is malformed or of another version
+    +-- BundleError                     a code bundle cannot be built, fetched or verified
     +-- TrackingError                   the MLflow tracking server cannot be reached
     +-- StateStoreError                 the run state store cannot be opened or is inconsistent
     +-- RunNotFoundError                no run with that id in the state store
@@ -68,6 +70,14 @@ class ScheduleError(StackwiseError):
 
 class ArtifactError(StackwiseError):
     headline = "artifact error"
+
+
+class InvocationError(StackwiseError):
+    headline = "invalid step invocation"
+
+
+class BundleError(StackwiseError):
+    headline = "code bundle error"
 
 
 class TrackingError(StackwiseError):

@@ -18,6 +18,16 @@ COMPUTE_BACKENDS: dict[str, str] = {
 }
 
 
+#: Where the runner's step cache keeps entries (see stackwise.caching).
+CACHE_STORES: dict[str, str] = {
+    "artifacts": "stackwise.caching:ArtifactStoreCache",
+    "state": "stackwise.orchestrators.local.cache:StateStoreCache",
+}
+
+#: Orchestrators that stackwise hands a compiled pipeline to (the `Target` protocol).
+TARGETS: dict[str, str] = {}
+
+
 #: Names a stack file may already use: the advisor recommends them, and the adapters that
 #: implement them arrive in later releases (then they move into the tables above).
 PLANNED_ORCHESTRATORS = ("airflow", "kubeflow")
@@ -26,7 +36,11 @@ PLANNED_COMPUTE_BACKENDS = ("ray", "kubernetes")
 
 def resolve(table: dict[str, str], kind: str, name: str) -> Any:
     target = table.get(name)
-    planned = PLANNED_ORCHESTRATORS if table is ORCHESTRATORS else PLANNED_COMPUTE_BACKENDS
+    planned: tuple[str, ...] = ()
+    if table is ORCHESTRATORS or table is TARGETS:
+        planned = PLANNED_ORCHESTRATORS
+    elif table is COMPUTE_BACKENDS:
+        planned = PLANNED_COMPUTE_BACKENDS
     if target is None and name in planned:
         raise ConfigError(
             f"{kind} {name!r} is not available in this release of stackwise yet; set it to one "

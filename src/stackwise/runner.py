@@ -1,10 +1,12 @@
-"""THE step runner: one `StepInvocation` in, one `StepResult` out.
+"""THE step runner: one `StepInvocation` in, one `StepResult` out (see `stackwise.contract`).
 
 Every orchestrator and compute backend runs steps only through `run_step` (in process) or
-`python -m stackwise.runner` (in a fresh process). It loads the pipeline by reference, reads the
-inputs from the artifact store, calls the function, writes the outputs and records the attempt
-in MLflow as a child run of the pipeline run. Everything it needs is in the invocation, which
-is plain JSON: no live objects cross a process boundary.
+`python -m stackwise.runner --invocation FILE` (in a fresh process, on any host). The runner
+loads the pipeline by its portable reference (fetching the code bundle when there is one),
+resolves the inputs through the artifact store, checks the step cache, calls the function
+(capturing what it prints), writes the outputs, records the attempt in MLflow as a child of
+the pipeline run (finding or creating that parent), records the cache entry and the run
+index, and returns the result. It imports no orchestrator, scheduler, CLI or state store.
 """
 
 from __future__ import annotations
@@ -17,54 +19,45 @@ import sys
 import threading
 import time
 import traceback
-import typing
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from stackwise.artifacts.store import ArtifactRef, ArtifactStore
-from stackwise.authoring.context import DatasetRecord, Interval, StepContext, UndeclaredParams
+from stackwise.authoring.context import StepContext, UndeclaredParams
 from stackwise.authoring.context import reset_context as _reset_context
 from stackwise.authoring.context import set_context as _set_context
+from stackwise.caching import CacheEntry, CacheStore, open_cache, step_cache_key, usable
+from stackwise.contract import (
+    InputRef,
+    RunClose,
+    StepInvocation,
+    StepResult,
+    StepStatus,
+    TrackingTarget,
+    parse_invocation,
+    parse_run_close,
+)
 from stackwise.errors import StackwiseError, StepCancelledError, StepTimeoutError
+from stackwise.step_io import bind, resolve_inputs, split_outputs, write_index
 
-StepStatus = Literal["SUCCEEDED", "FAILED", "KILLED"]
+__all__ = [
+    "EXIT_CODES",
+    "CancelToken",
+    "InputRef",
+    "RunClose",
+    "StepInvocation",
+    "StepResult",
+    "TrackingTarget",
+    "close_run",
+    "main",
+    "run_step",
+]
 
-
-class TrackingTarget(BaseModel):
-    uri: str
-    experiment_id: str
-    parent_run_id: str
-    tags: dict[str, str] = Field(default_factory=dict)
-    manifest_digest: str | None = None
-    manifest_artifact: str | None = None
-
-
-class StepInvocation(BaseModel):
-    pipeline_ref: str
-    step: str
-    run_id: str
-    attempt: int = 1
-    params: dict[str, Any] = Field(default_factory=dict)
-    interval: dict[str, str] | None = None
-    inputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    artifact_root: str
-    tracking: TrackingTarget | None = None
-    orchestrator: str = "local"
-    compute: str = "local"
-    cache_key: str | None = None
-
-
-class StepResult(BaseModel):
-    step: str
-    status: StepStatus
-    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    metrics: dict[str, float] = Field(default_factory=dict)  # last value of each logged metric
-    mlflow_run_id: str | None = None
-    duration_s: float = 0.0
-    error: str | None = None
-    error_type: str | None = None
+#: The process exit code for a step or run status (the CLI and `python -m stackwise.runner`).
+EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "KILLED": 130}
+#: How long a worker that created a pipeline's parent run waits for a racing worker's.
+PARENT_SETTLE_S = 0.2
+LOG_ARTIFACT = "stackwise/logs/{step}-attempt{attempt}.txt"
 
 
 class _Interrupt(BaseException):
@@ -122,6 +115,8 @@ class CancelToken:
 
 
 _stores: dict[str, ArtifactStore] = {}
+_parents: dict[tuple[str, str], TrackingTarget] = {}
+_parents_lock = threading.Lock()
 
 
 def _store(root: str) -> ArtifactStore:
@@ -131,137 +126,167 @@ def _store(root: str) -> ArtifactStore:
     return store
 
 
-def run_step(inv: StepInvocation, cancel: CancelToken | None = None) -> StepResult:
+@dataclasses.dataclass
+class _Attempt:
+    """What one attempt has gathered so far (read by the `finally` of `run_step`)."""
+
+    status: StepStatus = "FAILED"
+    outputs: dict[str, ArtifactRef] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+    error_type: str | None = None
+    call_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ctx: StepContext | None = None
+    run: Any = None
+    layout: Any = None
+    target: TrackingTarget | None = None
+    logs: str = ""
+    cache_key: str | None = None
+
+
+def run_step(
+    inv: StepInvocation, cancel: CancelToken | None = None, cache: CacheStore | None = None
+) -> StepResult:
     """Run one attempt of one step. Never raises for a failure of the step itself: the result
-    says FAILED or KILLED, and the MLflow run is closed with the same status."""
-    from stackwise.authoring.loader import load_pipeline
+    says FAILED or KILLED, and the MLflow run is closed with the same status. `cache`
+    overrides the cache store the invocation names (an orchestrator's own, already open)."""
+    from stackwise.bundles import load_pipeline_ref
 
     started = time.perf_counter()
     cancel = cancel or CancelToken()
-    run: Any = None
-    tracker: Any = None
-    ctx: StepContext | None = None
-    status: StepStatus = "FAILED"
-    outputs: dict[str, dict[str, Any]] = {}
-    error: str | None = None
-    error_type: str | None = None
-    call_params: dict[str, Any] = {}
-    metrics: dict[str, float] = {}
+    a = _Attempt()
+    cache_store: CacheStore | None = None
     try:
-        pipeline = load_pipeline(inv.pipeline_ref)
-        node = pipeline.nodes[inv.step]
-        definition = node.definition
+        pipeline = load_pipeline_ref(inv.pipeline)
+        node = pipeline.nodes.get(inv.step)
+        if node is None:
+            raise StackwiseError(
+                f"pipeline {pipeline.name!r} has no step {inv.step!r}; its steps are "
+                f"{', '.join(pipeline.order)}. Regenerate the invocation from the current code."
+            )
         store = _store(inv.artifact_root)
-        kwargs: dict[str, Any] = {}
-        datasets: list[DatasetRecord] = []
-        for name, binding in node.bindings.items():
-            if binding.kind == "output":
-                ref = ArtifactRef.from_dict(inv.inputs[name])
-                kwargs[name] = store.get(ref)
-                if ref.serializer in ("parquet", "npy"):
-                    datasets.append(
-                        DatasetRecord(
-                            name=f"{binding.step}.{binding.output}",
-                            digest=ref.digest[:16],
-                            source=ref.uri,
-                            source_type="stackwise-artifact",
-                            context="input",
-                        )
-                    )
-            elif binding.kind == "param":
-                kwargs[name] = call_params[name] = inv.params[binding.param or name]
-            else:
-                kwargs[name] = call_params[name] = binding.value
-        interval = Interval.from_dict(inv.interval) if inv.interval else None
-        ctx = StepContext(
-            pipeline=pipeline.name,
-            step=inv.step,
-            run_id=inv.run_id,
-            attempt=inv.attempt,
+        inputs = resolve_inputs(inv, store)
+        if inv.cache is not None and node.definition.options.cache:
+            a.cache_key = step_cache_key(node, inputs, inv.params, inv.interval)
+            state = inv.cache.store == "state"
+            location = (inv.cache.state_store or "") if state else inv.artifact_root
+            cache_store = cache or open_cache(inv.cache.store, location)
+            hit = cache_store.lookup(a.cache_key) if inv.cache.read else None
+            if hit is not None and usable(hit, store):
+                return _cache_hit(inv, hit, a.cache_key, pipeline.source_file, store, started)
+        kwargs, a.call_params, datasets = bind(node, inputs, inv.params, store)
+        definition = node.definition
+        a.ctx = ctx = StepContext(
+            pipeline=pipeline.name, step=inv.step, run_id=inv.run_id, attempt=inv.attempt,
             params=dict(inv.params) if definition.context_param else UndeclaredParams(inv.step),
-            interval=interval,
-        )
+            interval=inv.interval,
+        )  # fmt: skip
         ctx.datasets.extend(datasets)
+        ctx.tags.update({str(k): str(v) for k, v in definition.options.tags.items()})
         if definition.context_param:
             kwargs[definition.context_param] = ctx
         if inv.tracking is not None:
-            from stackwise.tracking.mlflow_tracker import tracker_for
-
-            tracker = tracker_for(inv.tracking.uri)
-            tracker.activate()
-            env_tags, own_manifest = _manifest_tags(inv, pipeline.source_file)
-            run = tracker.start_run(
-                inv.tracking.experiment_id,
-                inv.step if inv.attempt == 1 else f"{inv.step} (attempt {inv.attempt})",
-                {**_step_tags(inv, pipeline.version), **env_tags},
-                parent_run_id=inv.tracking.parent_run_id,
-            )
-            ctx.mlflow_run_id = cancel.mlflow_run_id = run.info.run_id
-            if own_manifest is not None:
-                tracker.log_json(run.info.run_id, own_manifest, "stackwise/environment.json")
-                ctx.tags["stackwise.environment"] = (
-                    f"runs:/{run.info.run_id}/stackwise/environment.json"
-                )
-            tracked_run_id = run.info.run_id
-            ctx.flush = lambda metrics: tracker.log(tracked_run_id, metrics=metrics)
-        value = _call(definition.fn, kwargs, ctx, run, cancel)
+            _open_tracking(inv, a, pipeline.source_file, pipeline.version, inputs)
+            cancel.mlflow_run_id = ctx.mlflow_run_id
+        value = _call(definition.fn, kwargs, ctx, a, cancel)
         if cancel.requested is not None:  # the step swallowed its interrupt: it still ends
             raise _interrupt_for(cancel.requested)()
-        for out_name, out_value in _split_outputs(definition, value).items():
-            outputs[out_name] = store.put(out_value).to_dict()
-        status = "SUCCEEDED"
+        for out_name, out_value in split_outputs(definition, value).items():
+            a.outputs[out_name] = store.put(out_value)
+        a.status = "SUCCEEDED"
     except _TimeoutInterrupt:
-        status, error_type = "FAILED", "StepTimeoutError"
-        error = StepTimeoutError().message
+        a.status, a.error_type, a.error = "FAILED", "StepTimeoutError", StepTimeoutError().message
     except _CancelInterrupt:
-        status, error, error_type = "KILLED", StepCancelledError().message, "StepCancelledError"
+        a.status, a.error_type, a.error = "KILLED", "StepCancelledError", _cancelled()
     except StepCancelledError as exc:
-        status, error, error_type = "KILLED", exc.message, "StepCancelledError"
+        a.status, a.error, a.error_type = "KILLED", exc.message, "StepCancelledError"
     except KeyboardInterrupt:
-        status, error, error_type = "KILLED", "interrupted", "KeyboardInterrupt"
-    except StepTimeoutError as exc:
-        status, error, error_type = "FAILED", exc.message, "StepTimeoutError"
+        a.status, a.error, a.error_type = "KILLED", "interrupted", "KeyboardInterrupt"
     except StackwiseError as exc:
-        status, error, error_type = "FAILED", exc.message, type(exc).__name__
+        a.status, a.error, a.error_type = "FAILED", exc.message, type(exc).__name__
     except Exception as exc:
-        status, error_type = "FAILED", type(exc).__name__
-        error = f"{type(exc).__name__}: {exc}\n{_user_traceback(exc)}"
+        a.status, a.error_type = "FAILED", type(exc).__name__
+        a.error = f"{type(exc).__name__}: {exc}\n{_user_traceback(exc)}"
     finally:
-        if ctx is not None:
-            metrics = ctx.last_metrics
-        if run is not None and tracker is not None and ctx is not None:
-            try:
-                _finish_tracking(
-                    tracker, run.info.run_id, ctx, inv.params, call_params, outputs, status, error
-                )
-            except Exception as exc:  # e.g. a metric name MLflow rejects
-                status, error_type = "FAILED", "TrackingError"
-                error = f"recording the step in MLflow failed: {type(exc).__name__}: {exc}"
-    if error:  # results are stored and printed: no secret in them either
-        from stackwise.tracking.redaction import redact_text, secrets_for_run
-
-        error = redact_text(error, secrets_for_run(inv.params))
-    return StepResult(
-        step=inv.step,
-        status=status,
-        outputs=outputs,
-        metrics=metrics,
-        mlflow_run_id=run.info.run_id if run is not None else None,
-        duration_s=round(time.perf_counter() - started, 6),
-        error=error,
-        error_type=error_type,
-    )
+        _finish_tracking(inv, a)
+    return _result(inv, a, started, cache_store)
 
 
-def _call(fn: Any, kwargs: dict[str, Any], ctx: StepContext, run: Any, cancel: CancelToken) -> Any:
+def _cancelled() -> str:
+    return StepCancelledError().message
+
+
+def _open_tracking(
+    inv: StepInvocation,
+    a: _Attempt,
+    source_file: str | None,
+    version: str,
+    inputs: dict[str, ArtifactRef],
+) -> None:
+    from stackwise.tracking import tags as T
+    from stackwise.tracking.layout import RunLayout, manifest_folder
+
+    assert inv.tracking is not None and a.ctx is not None
+    a.target = target = _parent(inv, manifest_folder(source_file))
+    a.layout = layout = RunLayout.for_target(target)
+    layout.tracker.activate()
+    manifest, digest = layout.manifest(target, manifest_folder(source_file))
+    tags = layout.child_tags(
+        target, inv.step, **{T.ATTEMPT: str(inv.attempt), T.COMPUTE: inv.compute,
+                             T.PIPELINE_VERSION: version, T.ENVIRONMENT_DIGEST: digest},
+    )  # fmt: skip
+    if a.cache_key:
+        tags[T.CACHE_KEY] = a.cache_key
+    for name, ref in inputs.items():
+        tags[T.input_tag(name)] = ref.uri
+    own_manifest = digest != target.manifest_digest or not target.manifest_artifact
+    if not own_manifest:
+        tags[T.ENVIRONMENT] = target.manifest_artifact or ""
+    name = inv.step if inv.attempt == 1 else f"{inv.step} (attempt {inv.attempt})"
+    a.run = layout.open_step(target, name, tags)
+    a.ctx.mlflow_run_id = run_id = str(a.run.info.run_id)
+    if own_manifest:
+        layout.tracker.log_json(run_id, manifest, "stackwise/environment.json")
+        a.ctx.tags[T.ENVIRONMENT] = f"runs:/{run_id}/stackwise/environment.json"
+    a.ctx.flush = lambda metrics: layout.tracker.log(run_id, metrics=metrics)
+
+
+def _parent(inv: StepInvocation, source_folder: str) -> TrackingTarget:
+    """The tracking target with its parent run: given, or found/created once per process."""
+    from stackwise.tracking.layout import RunLayout
+
+    target = inv.tracking
+    assert target is not None
+    if target.parent_run_id is not None:
+        return target
+    key = (target.uri, inv.run_id)
+    with _parents_lock:
+        known = _parents.get(key)
+        if known is None:
+            known = RunLayout.for_target(target).open_parent(
+                target, inv.run_id, inv.params, source_folder=source_folder,
+                settle_s=PARENT_SETTLE_S,
+            )  # fmt: skip
+            _parents[key] = known
+    return known
+
+
+def _call(
+    fn: Any, kwargs: dict[str, Any], ctx: StepContext, a: _Attempt, cancel: CancelToken
+) -> Any:
+    from stackwise.capture import capture
+
     token = _set_context(ctx)
     try:
-        if run is not None:
-            from stackwise.tracking.mlflow_tracker import ActiveRun
+        with capture() as buffer:
+            try:
+                if a.run is not None:
+                    from stackwise.tracking.mlflow_tracker import ActiveRun
 
-            with ActiveRun(run):
+                    with ActiveRun(a.run):
+                        return _guarded(fn, kwargs, cancel)
                 return _guarded(fn, kwargs, cancel)
-        return _guarded(fn, kwargs, cancel)
+            finally:
+                a.logs = buffer.text()
     finally:
         _reset_context(token)
 
@@ -274,128 +299,119 @@ def _guarded(fn: Any, kwargs: dict[str, Any], cancel: CancelToken) -> Any:
         cancel.leave()
 
 
-def _split_outputs(definition: Any, value: Any) -> dict[str, Any]:
-    outputs = definition.outputs
-    if not outputs:
-        return {}
-    if definition.multi_output:
-        names = [o.name for o in outputs]
-        if isinstance(value, dict) and set(value) == set(names):
-            return {n: value[n] for n in names}
-        if isinstance(value, tuple) and len(value) == len(names):
-            return dict(zip(names, value, strict=True))
-        raise StackwiseError(
-            f"step {definition.name!r} must return its outputs {names} (the NamedTuple it "
-            f"declares), but returned a {type(value).__name__}."
-        )
-    expected = outputs[0].annotation
-    checkable = (
-        isinstance(expected, type)
-        and expected not in (object, Any)
-        and typing.get_origin(expected) is None
-    )
-    int_for_float = expected is float and isinstance(value, int)
-    if checkable and not int_for_float and not isinstance(value, expected):
-        raise StackwiseError(
-            f"step {definition.name!r} is annotated to return {expected.__name__} but "
-            f"returned a {type(value).__name__}; fix the return value or the annotation."
-        )
-    return {outputs[0].name: value}
-
-
-def _step_tags(inv: StepInvocation, version: str) -> dict[str, str]:
-    assert inv.tracking is not None
-    tags = dict(inv.tracking.tags)
-    tags.update(
-        {
-            "stackwise.step": inv.step,
-            "stackwise.attempt": str(inv.attempt),
-            "stackwise.compute": inv.compute,
-            "stackwise.pipeline_version": version,
-        }
-    )
-    for name, ref in inv.inputs.items():
-        tags[f"stackwise.input.{name}"] = ref["uri"]
-    return tags
-
-
-def _manifest_tags(
-    inv: StepInvocation, source_file: str | None
-) -> tuple[dict[str, str], dict[str, Any] | None]:
-    """Every run carries its environment manifest. When this process's environment is the one
-    the parent run recorded (same digest), the child points at the parent's copy; a different
-    process (another image, host or compute backend) logs its own, so nothing is assumed."""
-    from stackwise.tracking.manifest import cached_manifest
-
-    assert inv.tracking is not None
-    image = os.environ.get("STACKWISE_IMAGE")  # set by container-based backends
-    manifest, digest = cached_manifest(
-        str(Path(source_file).parent) if source_file else os.getcwd(),
-        inv.orchestrator,
-        inv.compute,
-        image,
-    )
-    tags = {"stackwise.environment.digest": digest}
-    if digest == inv.tracking.manifest_digest and inv.tracking.manifest_artifact:
-        tags["stackwise.environment"] = inv.tracking.manifest_artifact
-        return tags, None
-    return tags, manifest
-
-
-def _finish_tracking(
-    tracker: Any,
-    run_id: str,
-    ctx: StepContext,
-    run_params: dict[str, Any],
-    call_params: dict[str, Any],
-    outputs: dict[str, dict[str, Any]],
-    status: StepStatus,
-    error: str | None,
-) -> None:
+def _finish_tracking(inv: StepInvocation, a: _Attempt) -> None:
+    """Record params, metrics, tags, datasets and logs on the step's run and close it with the
+    attempt's status. A value MLflow refuses fails the step here, cleanly (the run closes)."""
+    if a.run is None or a.layout is None or a.ctx is None:
+        return
+    from stackwise.tracking import tags as T
+    from stackwise.tracking.layout import output_tags
     from stackwise.tracking.redaction import redact_params, redact_text, secrets_for_run
 
-    secrets = secrets_for_run(run_params)
-    tags = {k: redact_text(v, secrets) for k, v in ctx.tags.items()}
-    tags.update(output_tags(outputs))
-    tags["stackwise.status"] = status
-    if error:
-        tags["stackwise.error"] = redact_text(error, secrets)[-4000:]
+    tracker = a.layout.tracker
+    run_id = str(a.run.info.run_id)
+    secrets = secrets_for_run(inv.params)
+    tags = {k: redact_text(v, secrets) for k, v in a.ctx.tags.items()}
+    tags.update(output_tags(a.outputs))
+    tags[T.STATUS] = a.status
+    if a.error:
+        tags[T.ERROR] = redact_text(a.error, secrets)[-4000:]
     datasets = [
         dataclasses.replace(
             d, name=redact_text(d.name, secrets), source=redact_text(d.source, secrets)
         )
-        for d in ctx.datasets
+        for d in a.ctx.datasets
     ]
-    final = "FINISHED" if status == "SUCCEEDED" else status
+    final = "FINISHED" if a.status == "SUCCEEDED" else a.status
     try:
-        tracker.log(
-            run_id,
-            params=redact_params(call_params, secrets),
-            metrics=ctx.metrics,
-            tags=tags,
-        )
-        ctx.metrics = []
+        tracker.log(run_id, params=redact_params(a.call_params, secrets), metrics=a.ctx.metrics,
+                    tags=tags)  # fmt: skip
+        a.ctx.metrics = []
         if datasets:
             tracker.log_datasets(run_id, datasets)
-    except BaseException:
-        final = "FAILED"  # the MLflow run says what stackwise reports: the step failed
-        raise
+        if a.logs:
+            path = LOG_ARTIFACT.format(step=inv.step, attempt=inv.attempt)
+            tracker.log_text(run_id, redact_text(a.logs, secrets), path)
+    except Exception as exc:  # e.g. a metric name MLflow rejects
+        final, a.status, a.error_type = "FAILED", "FAILED", "TrackingError"
+        a.error = f"recording the step in MLflow failed: {type(exc).__name__}: {exc}"
+        a.outputs = {}
     finally:
         tracker.end_run(run_id, final)
 
 
-def output_tags(outputs: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Where each output of a step run lives and its digest: what lineage follows. Shared by
-    executed and cached step runs, so both read the same."""
-    tags: dict[str, str] = {}
-    for name, ref in outputs.items():
-        tags[f"stackwise.output.{name}"] = ref["uri"]
-        tags[f"stackwise.output.{name}.digest"] = ref["digest"]
-    return tags
+def _cache_hit(
+    inv: StepInvocation,
+    hit: CacheEntry,
+    key: str,
+    source_file: str | None,
+    store: ArtifactStore,
+    started: float,
+) -> StepResult:
+    """Reuse an earlier result: a cheap cached child run in MLflow, and the run index."""
+    from stackwise.tracking.layout import RunLayout, manifest_folder
+
+    mlflow_run_id = None
+    if inv.tracking is not None:
+        target = _parent(inv, manifest_folder(source_file))
+        mlflow_run_id = RunLayout.for_target(target).record_cache_hit(
+            target, inv.step, hit.outputs, hit.mlflow_run_id, key
+        )
+    result = StepResult(
+        step=inv.step, status="SUCCEEDED", attempt=inv.attempt, cached=True, cache_key=key,
+        outputs=hit.outputs, metrics=hit.metrics, mlflow_run_id=mlflow_run_id,
+        duration_s=round(time.perf_counter() - started, 6),
+    )  # fmt: skip
+    write_index(store, inv.run_id, result)
+    return result
 
 
-#: The process exit code for a step or run status (the CLI and `python -m stackwise.runner`).
-EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "KILLED": 130}
+def _result(
+    inv: StepInvocation, a: _Attempt, started: float, cache_store: CacheStore | None
+) -> StepResult:
+    from stackwise.tracking.redaction import redact_text, secrets_for_run
+
+    error = redact_text(a.error, secrets_for_run(inv.params)) if a.error else None
+    mlflow_run_id = str(a.run.info.run_id) if a.run is not None else None
+    result = StepResult(
+        step=inv.step, status=a.status, attempt=inv.attempt, cache_key=a.cache_key,
+        outputs=a.outputs, metrics=a.ctx.last_metrics if a.ctx is not None else {},
+        mlflow_run_id=mlflow_run_id, duration_s=round(time.perf_counter() - started, 6),
+        error=error, error_type=a.error_type, logs=a.logs[-20_000:],
+    )  # fmt: skip
+    if result.status == "SUCCEEDED":
+        # The cache entry first: a kill right after it makes a resume a cache hit, not a rerun.
+        if cache_store is not None and a.cache_key:
+            cache_store.record(
+                CacheEntry(
+                    key=a.cache_key, pipeline=a.ctx.pipeline if a.ctx else "", step=inv.step,
+                    outputs=a.outputs, metrics=result.metrics, run_id=inv.run_id,
+                    mlflow_run_id=mlflow_run_id,
+                )
+            )  # fmt: skip
+        write_index(_store(inv.artifact_root), inv.run_id, result)
+    return result
+
+
+def close_run(spec: RunClose) -> str:
+    """Close a pipeline run a foreign orchestrator ran step by step; returns its status."""
+    from stackwise.bundles import load_pipeline_ref
+    from stackwise.step_io import read_index
+    from stackwise.tracking.layout import RunLayout, manifest_folder
+
+    pipeline = load_pipeline_ref(spec.pipeline)
+    store = _store(spec.artifact_root)
+    done = all(
+        (r := read_index(store, spec.run_id, step)) is not None and r.status == "SUCCEEDED"
+        for step in pipeline.order
+    )
+    status = spec.status or ("SUCCEEDED" if done else "FAILED")
+    layout = RunLayout.for_target(spec.tracking)
+    target = layout.open_parent(
+        spec.tracking, spec.run_id, {}, source_folder=manifest_folder(pipeline.source_file)
+    )
+    layout.close_parent(target, status, sweep=True)
+    return status
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -408,16 +424,27 @@ def _user_traceback(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m stackwise.runner --invocation FILE [--result FILE]`: run one step in this
-    (fresh) process. Exit 0 on success, 1 on failure, 130 when cancelled."""
+    (fresh) process (FILE `-` reads standard input). Exit 0 on success, 1 on failure, 130 when
+    cancelled, 2 when the invocation is invalid. `--close FILE` closes a pipeline run (a
+    `RunClose`) after its last step and prints its status."""
     import signal
 
     parser = argparse.ArgumentParser(prog="python -m stackwise.runner", description=main.__doc__)
-    parser.add_argument("--invocation", required=True, help="StepInvocation JSON file, or -")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--invocation", help="StepInvocation JSON file, or -")
+    what.add_argument("--close", help="RunClose JSON file, or -: close a pipeline run")
     parser.add_argument("--result", help="where to write the StepResult JSON (default stdout)")
     args = parser.parse_args(argv)
-    raw = sys.stdin.read() if args.invocation == "-" else Path(args.invocation).read_text()
-    inv = StepInvocation.model_validate_json(raw)
-
+    source = args.invocation or args.close
+    raw = sys.stdin.read() if source == "-" else Path(source).read_text()
+    try:
+        if args.close:
+            print(close_run(parse_run_close(raw)))
+            return 0
+        inv = parse_invocation(raw)
+    except StackwiseError as exc:
+        print(f"{exc.headline}: {exc.message}", file=sys.stderr)
+        return exc.exit_code
     token = CancelToken()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -431,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGUSR1, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    from stackwise.supervision import watch_parent
+
+    watch_parent(token)
     result = run_step(inv, token)
     payload = result.model_dump_json()
     if args.result:

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from stackwise.artifacts import ArtifactRef, ArtifactStore
 from stackwise.artifacts.serializers import PickleFallbackWarning, serializer_for
+from stackwise.artifacts.store import local_path
 from stackwise.errors import ArtifactError
 
 
@@ -53,6 +54,14 @@ def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
+def _path(uri: str) -> Path:
+    """Local artifacts are file:// URLs (the contract: locations are always URLs)."""
+    assert uri.startswith("file:///"), uri
+    path = local_path(uri)
+    assert path is not None
+    return path
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -75,13 +84,13 @@ def test_json_values_round_trip(store: ArtifactStore, value: Any) -> None:
     loaded = store.get(ref)
     assert loaded == value
     assert type(loaded) is type(value)
-    assert json.loads(Path(ref.uri).read_bytes()) == value
-    assert ref.size == Path(ref.uri).stat().st_size
+    assert json.loads(_path(ref.uri).read_bytes()) == value
+    assert ref.size == _path(ref.uri).stat().st_size
 
 
 def test_layout_is_digest_prefix_then_digest(store: ArtifactStore, tmp_path: Path) -> None:
     ref = store.put({"k": "v"})
-    uri = Path(ref.uri)
+    uri = _path(ref.uri)
     assert uri.parent.name == ref.digest
     assert uri.parent.parent.name == ref.digest[:2]
     assert uri.parent.parent.parent == (tmp_path / "artifacts").resolve()
@@ -177,7 +186,7 @@ def test_different_content_gets_a_different_address(store: ArtifactStore) -> Non
 
 def test_tampered_artifact_is_rejected(store: ArtifactStore) -> None:
     ref = store.put({"score": 0.9})
-    Path(ref.uri).write_bytes(b'{"score":1.0}')
+    _path(ref.uri).write_bytes(b'{"score":1.0}')
     with pytest.raises(ArtifactError) as exc:
         store.get(ref)
     assert "does not match its digest" in exc.value.message
@@ -188,7 +197,7 @@ def test_tampered_artifact_is_rejected(store: ArtifactStore) -> None:
 def test_deleted_artifact_is_an_artifact_error(store: ArtifactStore) -> None:
     ref = store.put([1, 2, 3])
     assert store.exists(ref)
-    Path(ref.uri).unlink()
+    _path(ref.uri).unlink()
     assert not store.exists(ref)
     with pytest.raises(ArtifactError, match="cannot be read"):
         store.get(ref)
@@ -205,8 +214,8 @@ def test_ref_survives_a_json_round_trip(store: ArtifactStore, tmp_path: Path) ->
 def test_file_url_root(tmp_path: Path) -> None:
     store = ArtifactStore(f"file://{tmp_path / 'file-root'}")
     ref = store.put([4, 5])
-    assert Path(ref.uri).is_file()
-    assert Path(ref.uri).is_relative_to(tmp_path / "file-root")
+    assert _path(ref.uri).is_file()
+    assert _path(ref.uri).is_relative_to(tmp_path / "file-root")
     assert store.get(ref) == [4, 5]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from tests.support import path_of
 
 import stackwise
 from stackwise.errors import GovernanceError, PolicyError
@@ -117,13 +118,13 @@ def test_register_model_tags_lineage_and_auto_promotes(project: Path, target: st
     assert raw == [{"kind": "raw", "name": "raw/part-0", "digest": raw_input.dataset.digest,
                     "source": (project / "raw/part-0.csv").as_uri()}]  # fmt: skip
     features = {d["name"]: d["digest"] for d in datasets if d["kind"] == "feature"}
-    assert features == {"ingest.output": steps["ingest"].outputs["output"]["digest"][:16]}
+    assert features == {"ingest.output": steps["ingest"].outputs["output"].digest[:16]}
     # auto-promotion: the policy passed, the alias moved, the event says who and how
     assert client.get_registered_model("tiny").aliases == {"staging": 1}
     [event] = audit.read(Registry(client), "tiny")
     assert (event.action, event.version, event.policy) == ("promote", "1", "passed")
     assert event.via == f"pipeline pipe run {record.run_id}"
-    assert json.loads(Path(steps["register"].outputs["output"]["uri"]).read_text()) == {
+    assert json.loads(path_of(steps["register"].outputs["output"].uri).read_text()) == {
         "version": "1", "promoted": ["staging"], "refused": []
     }  # fmt: skip
 

@@ -16,7 +16,7 @@ from tests.conftest import free_port
 
 from stackwise.authoring.loader import load_pipeline
 from stackwise.config import StackConfig
-from stackwise.orchestrators.local import LocalOrchestrator, StateStore, StepRecord
+from stackwise.orchestrators.local import LocalOrchestrator, StateStore
 
 SECRET = "S3cretValue-4242"
 
@@ -138,10 +138,13 @@ def test_reading_params_without_declaring_the_context_is_refused(
 
 
 def test_two_processes_caching_the_same_step_both_succeed(stack: StackConfig) -> None:
+    from stackwise.caching import CacheEntry
+
     state = StateStore(stack.state_store_resolved)
     for run_id in ("run-a", "run-b"):  # the second write hits the existing cache key
-        record = StepRecord("s", status="SUCCEEDED", cache_key="k" * 64, outputs={"o": {}})
-        state.finish_step(run_id, record, "pipe", cache=True)
+        state.cache_record(
+            CacheEntry(key="k" * 64, pipeline="pipe", step="s", outputs={}, run_id=run_id)
+        )
     entry = state.cache_lookup("k" * 64)
     assert entry is not None and entry.run_id == "run-b"
 

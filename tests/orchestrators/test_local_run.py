@@ -121,8 +121,8 @@ def test_local_orchestrator_runs_dag_with_mlflow_layout(
         assert child.data.tags["stackwise.step"] == name
         assert child.data.tags["stackwise.run_id"] == run.run_id
         out = run.steps[name].outputs["output"]
-        assert child.data.tags["stackwise.output.output"] == out["uri"]
-        assert child.data.tags["stackwise.output.output.digest"] == out["digest"]
+        assert child.data.tags["stackwise.output.output"] == out.uri
+        assert child.data.tags["stackwise.output.output.digest"] == out.digest
 
     train = children["train"]
     # stackwise.log_metric and plain mlflow.log_metric both land in the step's run
@@ -144,10 +144,10 @@ def test_local_orchestrator_runs_dag_with_mlflow_layout(
     assert len(datasets) == 1
     load_out = run.steps["load"].outputs["output"]
     assert datasets[0].dataset.name == "load.output"
-    assert datasets[0].dataset.digest == load_out["digest"][:16]
-    assert datasets[0].dataset.source == load_out["uri"]
+    assert datasets[0].dataset.digest == load_out.digest[:16]
+    assert datasets[0].dataset.source == load_out.uri
     assert children["load"].inputs.dataset_inputs == []
-    assert train.data.tags["stackwise.input.df"] == load_out["uri"]
+    assert train.data.tags["stackwise.input.df"] == load_out.uri
 
 
 def test_stackwise_run_api_uses_project_defaults(
@@ -159,7 +159,7 @@ def test_stackwise_run_api_uses_project_defaults(
 
     assert run.status == "SUCCEEDED", run.error
     assert run.params == {"n_rows": 4, "lr": 0.5}
-    assert run.artifact_root == str(project / ".stackwise" / "artifacts")
+    assert run.artifact_root == (project / ".stackwise" / "artifacts").resolve().as_uri()
     assert run.tracking_uri == f"sqlite:///{project / '.stackwise' / 'mlflow.db'}"
     saved = StateStore(stack.state_store_resolved).get_run(run.run_id)
     assert saved.status == "SUCCEEDED"

@@ -100,7 +100,7 @@ def test_tracking_to_postgres_backed_mlflow_server(
     assert fit.data.metrics == {"progress": 3.0, "plain": 7.0}
     history = client.get_metric_history(fit.info.run_id, "progress")
     assert sorted((m.step, m.value) for m in history) == [(i, float(i)) for i in range(4)]
-    assert fit.data.tags["stackwise.output.output"] == run.steps["fit"].outputs["output"]["uri"]
+    assert fit.data.tags["stackwise.output.output"] == run.steps["fit"].outputs["output"].uri
     path = download(
         mlflow_pg_server, run.mlflow_run_id, "stackwise/environment.json", project / "dl"
     )

@@ -22,6 +22,7 @@ from orch_support import (
     stackwise_cmd,
     wait_until,
 )
+from tests.support import path_of
 
 import stackwise
 from stackwise.config import StackConfig
@@ -125,14 +126,14 @@ def test_resume_reruns_a_succeeded_step_whose_outputs_are_gone(
     (project / "fail_b").touch()
     failed = LocalOrchestrator(stack).run(stackwise.load_pipeline(write_pipeline(CHAIN)))
     assert failed.status == "FAILED"
-    Path(failed.steps["a"].outputs["output"]["uri"]).unlink()
+    path_of(failed.steps["a"].outputs["output"].uri).unlink()
     (project / "fail_b").unlink()
 
     resumed = LocalOrchestrator(stack).resume(failed.run_id)
 
     assert resumed.status == "SUCCEEDED", resumed.error
     assert sorted(_executions(project)) == ["a", "a", "b", "b", "c"]
-    assert Path(resumed.steps["a"].outputs["output"]["uri"]).exists()
+    assert path_of(resumed.steps["a"].outputs["output"].uri).exists()
     assert resumed.steps["a"].cached is False
 
 

@@ -1,22 +1,12 @@
-"""Content hashes: artifacts, step code, pipeline versions, cache keys and dataset digests.
-
-Hashes are hex sha256. Code hashes cover a step's own source and the source of the module it
-is defined in, so that a change to a helper in the same file invalidates the cache too
-(conservative: a false miss costs a rerun, a false hit returns wrong results).
-"""
+"""Content hashes: artifacts, cache keys and dataset digests (hex sha256). Code versions are
+`stackwise.authoring.codehash`. This module imports nothing of stackwise."""
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import inspect
 import json
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from stackwise.authoring.pipeline import Pipeline
+from collections.abc import Mapping
+from typing import Any
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -25,35 +15,6 @@ def sha256_bytes(data: bytes) -> str:
 
 def stable_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr, separators=(",", ":"))
-
-
-@functools.lru_cache(maxsize=1024)
-def step_code_hash(fn: Callable[..., Any]) -> str:
-    h = hashlib.sha256()
-    try:
-        h.update(inspect.getsource(fn).encode())
-    except (OSError, TypeError):
-        h.update(fn.__code__.co_code if hasattr(fn, "__code__") else repr(fn).encode())
-    module = inspect.getmodule(fn)
-    if module is not None:
-        with contextlib.suppress(OSError, TypeError):
-            h.update(inspect.getsource(module).encode())
-    return h.hexdigest()
-
-
-def pipeline_version(pipeline: Pipeline) -> str:
-    parts = []
-    for name in pipeline.order:
-        node = pipeline.nodes[name]
-        parts.append(
-            {
-                "step": name,
-                "code": step_code_hash(node.definition.fn),
-                "bindings": {k: b.describe() for k, b in sorted(node.bindings.items())},
-                "options": node.definition.options.to_dict(),
-            }
-        )
-    return sha256_bytes(stable_json({"name": pipeline.name, "steps": parts}).encode())[:16]
 
 
 def cache_key(

@@ -1,27 +1,38 @@
 """The artifact store: step outputs written once under their content hash, on a local folder
-or any fsspec URL (`s3://`, `gs://`, `memory://` ...).
+or any fsspec URL (`file://`, `s3://`, `gs://`, `memory://` ...).
 
-Layout: `<root>/<sha[:2]>/<sha>/<filename>`. Writing the same content twice is a no-op, and a
-write is atomic (temporary name, then rename) so a killed run never leaves a half-written file
-under a final name.
+Layout under the store's root URL::
+
+    <sha[:2]>/<sha>/<filename>          step outputs, content-addressed, written once
+    runs/<run_id>/<step>.json           what each step of a pipeline run produced (InputRefs)
+    cache/<key[:2]>/<key>.json          the artifact-store step cache
+    bundles/<sha>.tar.gz                code bundles
+
+Every write is atomic (a temporary name, then a rename), so a killed run never leaves a
+half-written file under a final name. Locations are always URLs: a bare folder given in the
+stack config becomes `file:///abs/folder`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict
 
 from stackwise.artifacts.hashing import sha256_bytes
 from stackwise.artifacts.serializers import BY_NAME, serializer_for
 from stackwise.errors import ArtifactError
 
 
-@dataclasses.dataclass(frozen=True)
-class ArtifactRef:
-    """Everything needed to read an output back, in any process."""
+class ArtifactRef(BaseModel):
+    """Everything needed to read an output back, in any process: its URL, the sha256 of its
+    bytes, the serializer that reads them, the Python type it was and its size in bytes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     uri: str
     digest: str
@@ -30,19 +41,37 @@ class ArtifactRef:
     size: int
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtifactRef:
-        return cls(**data)
+        ref = cls.model_validate(data)
+        if "://" not in ref.uri:  # written by stackwise 0.1 as a bare path
+            return ref.model_copy(update={"uri": to_url(ref.uri)})
+        return ref
+
+
+def to_url(location: str) -> str:
+    """A folder or URL as a URL: bare paths become absolute `file://` URLs."""
+    if "://" in location:
+        return location.rstrip("/")
+    return Path(location).expanduser().resolve().as_uri()
+
+
+def local_path(url: str) -> Path | None:
+    """The filesystem path of a `file://` URL (or a bare path); None for remote URLs."""
+    if "://" not in url:
+        return Path(url)
+    parts = urlsplit(url)
+    if parts.scheme != "file":
+        return None
+    return Path(unquote(parts.path))
 
 
 class ArtifactStore:
     def __init__(self, root: str) -> None:
-        self.root = root.rstrip("/")
-        self._local = "://" not in root or root.startswith("file://")
-        if self._local:
-            self._path = Path(root.removeprefix("file://")).resolve()
+        self.root = to_url(root)
+        self._path = local_path(self.root)
         self._fs: Any = None
 
     def _filesystem(self) -> Any:
@@ -55,19 +84,20 @@ class ArtifactStore:
     def check_writable(self) -> None:
         """Fail before a run starts, not after its first step computed something."""
         try:
-            if self._local:
+            if self._path is not None:
                 self._path.mkdir(parents=True, exist_ok=True)
                 probe = self._path / f".probe-{uuid.uuid4().hex}"
                 probe.write_bytes(b"")
                 probe.unlink()
             else:
                 self._filesystem().makedirs(self.root, exist_ok=True)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise ArtifactError(
                 f"the artifact store {self.root!r} is not writable ({exc}); create it or set "
                 "artifact_store in stackwise.yaml to a writable folder or URL."
             ) from None
 
+    # -- step outputs (content-addressed) -----------------------------------------------------
     def put(self, value: Any) -> ArtifactRef:
         serializer = serializer_for(value)
         try:
@@ -80,36 +110,17 @@ class ArtifactStore:
         digest = sha256_bytes(data)
         rel = f"{digest[:2]}/{digest}/{serializer.filename}"
         type_name = f"{type(value).__module__}.{type(value).__qualname__}"
-        try:
-            uri = self._write(rel, data)
-        except OSError as exc:
-            raise ArtifactError(
-                f"cannot write to artifact store {self.root!r} ({exc}); check that it exists "
-                "and is writable, or set artifact_store in stackwise.yaml."
-            ) from exc
-        return ArtifactRef(uri, digest, serializer.name, type_name, len(data))
-
-    def _write(self, rel: str, data: bytes) -> str:
-        if self._local:
-            target = self._path / rel
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
-            return str(target)
-        fs = self._filesystem()
-        target_url = f"{self.root}/{rel}"
-        if not fs.exists(target_url):
-            tmp_url = f"{self.root}/{rel}.{uuid.uuid4().hex}.tmp"
-            fs.pipe_file(tmp_url, data)
-            fs.mv(tmp_url, target_url)
-        return target_url
+        if not self.exists_at(rel):
+            self.write(rel, data)
+        return ArtifactRef(
+            uri=self.url(rel), digest=digest, serializer=serializer.name,
+            type_name=type_name, size=len(data),
+        )  # fmt: skip
 
     def get(self, ref: ArtifactRef) -> Any:
         try:
-            data = self._read(ref.uri)
-        except (OSError, FileNotFoundError) as exc:
+            data = read_url(ref.uri)
+        except OSError as exc:
             raise ArtifactError(
                 f"artifact {ref.uri!r} cannot be read ({exc}); it was deleted or the artifact "
                 "store moved. Rerun the producing step with --no-cache."
@@ -122,18 +133,63 @@ class ArtifactStore:
         return BY_NAME[ref.serializer].loads(data)
 
     def exists(self, ref: ArtifactRef) -> bool:
-        if "://" not in ref.uri or ref.uri.startswith("file://"):
-            return Path(ref.uri.removeprefix("file://")).exists()
-        import fsspec
+        return url_exists(ref.uri)
 
-        fs, path = fsspec.core.url_to_fs(ref.uri)
-        return bool(fs.exists(path))
+    # -- named objects (run index, cache entries, bundles) --------------------------------
+    def url(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
 
-    @staticmethod
-    def _read(uri: str) -> bytes:
-        if "://" not in uri or uri.startswith("file://"):
-            return Path(uri.removeprefix("file://")).read_bytes()
-        import fsspec
+    def exists_at(self, rel: str) -> bool:
+        return url_exists(self.url(rel))
 
-        with fsspec.open(uri, "rb") as fh:
-            return bytes(fh.read())
+    def write(self, rel: str, data: bytes) -> str:
+        """Write `data` under `rel` atomically (replacing what was there); returns its URL."""
+        try:
+            if self._path is not None:
+                target = self._path / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+            else:
+                fs = self._filesystem()
+                tmp_url = f"{self.url(rel)}.{uuid.uuid4().hex}.tmp"
+                fs.pipe_file(tmp_url, data)
+                fs.mv(tmp_url, self.url(rel))
+        except OSError as exc:
+            raise ArtifactError(
+                f"cannot write to artifact store {self.root!r} ({exc}); check that it exists "
+                "and is writable, or set artifact_store in stackwise.yaml."
+            ) from exc
+        return self.url(rel)
+
+    def read(self, rel: str) -> bytes | None:
+        """The bytes under `rel`, or None when there is nothing."""
+        try:
+            return read_url(self.url(rel))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ArtifactError(
+                f"cannot read {self.url(rel)!r} from the artifact store ({exc})."
+            ) from exc
+
+
+def read_url(url: str) -> bytes:
+    path = local_path(url)
+    if path is not None:
+        return path.read_bytes()
+    import fsspec
+
+    with fsspec.open(url, "rb") as fh:
+        return bytes(fh.read())
+
+
+def url_exists(url: str) -> bool:
+    path = local_path(url)
+    if path is not None:
+        return path.exists()
+    import fsspec
+
+    fs, fs_path = fsspec.core.url_to_fs(url)
+    return bool(fs.exists(fs_path))

@@ -15,36 +15,25 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from stackwise.interval import Interval
+
+__all__ = [
+    "DatasetRecord",
+    "Interval",
+    "MetricRecord",
+    "StepContext",
+    "current_context",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+]
+
 _current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
     "stackwise_step_context", default=None
 )
 
 #: MLflow accepts at most 1000 metrics in one batch.
 METRIC_BATCH_LIMIT = 1000
-
-
-@dataclasses.dataclass(frozen=True)
-class Interval:
-    """A half-open data interval [start, end), as Airflow's data intervals."""
-
-    logical_date: dt.datetime
-    start: dt.datetime
-    end: dt.datetime
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "logical_date": self.logical_date.isoformat(),
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, str]) -> Interval:
-        return cls(
-            dt.datetime.fromisoformat(data["logical_date"]),
-            dt.datetime.fromisoformat(data["start"]),
-            dt.datetime.fromisoformat(data["end"]),
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +80,11 @@ class StepContext:
 
     @property
     def data_interval_start(self) -> dt.datetime | None:
-        return self.interval.start if self.interval else None
+        return self.interval.data_interval_start if self.interval else None
 
     @property
     def data_interval_end(self) -> dt.datetime | None:
-        return self.interval.end if self.interval else None
+        return self.interval.data_interval_end if self.interval else None
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         _check_name("metric", key)

@@ -32,6 +32,9 @@ def load_pipeline(ref: str) -> Pipeline:
 def forget(ref: str | None = None) -> None:
     """Drop memoized pipelines and the modules of file references, so that the next load
     reads the code again (tests, or a long-lived process after code changes)."""
+    from stackwise.authoring import codehash
+
+    codehash.forget()
     with _lock:
         keys = list(_cache) if ref is None else [_normalize(ref)]
         for key in keys:
@@ -92,8 +95,7 @@ def _load(ref: str, key: str) -> Pipeline:
             f"{ref!r} is a {type(obj).__name__}, not a pipeline; decorate the function with "
             "@stackwise.pipeline."
         )
-    pipeline.ref = key
-    return pipeline
+    return pipeline.replace(ref=key)
 
 
 def _import_file(path: Path, ref: str) -> object:

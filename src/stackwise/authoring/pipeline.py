@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from stackwise.authoring import params as params_mod
@@ -127,7 +128,13 @@ class StepNode:
 
 class Pipeline:
     """A validated DAG of steps plus typed parameters. Construct it with `@pipeline`, or
-    directly from nodes (`Pipeline(name, nodes, params)`) when generating pipelines."""
+    directly from nodes (`Pipeline(name, nodes, params)`) when generating pipelines.
+
+    Immutable: every attribute is fixed at construction; `replace(schedule=..., ref=...)`
+    returns a changed copy (so a `backfill --schedule` override never alters the pipeline a
+    module defines)."""
+
+    _frozen = False
 
     def __init__(
         self,
@@ -138,26 +145,47 @@ class Pipeline:
         description: str = "",
         source_file: str | None = None,
         schedule: Schedule | None = None,
+        ref: str | None = None,
     ) -> None:
+        from stackwise.authoring.validation import validate_pipeline
+
         self.name = name
         self.description = description
         self.schedule = schedule
         self.source_file = source_file
-        self.ref: str | None = None  # set by the loader: how a fresh process finds it again
-        self._node_list = list(nodes)
-        self.params: dict[str, ParamSpec] = {p.name: p for p in params}
-        from stackwise.authoring.validation import validate_pipeline
-
-        validate_pipeline(self, self._node_list, list(params))
-        self.nodes: dict[str, StepNode] = {n.name: n for n in self._node_list}
+        #: How a fresh process finds it again ('module:name' or 'file.py:name'); set by the
+        #: loader.
+        self.ref = ref
+        node_list = list(nodes)
+        self.params: Mapping[str, ParamSpec] = MappingProxyType({p.name: p for p in params})
+        validate_pipeline(self, node_list, list(params))
+        self.nodes: Mapping[str, StepNode] = MappingProxyType({n.name: n for n in node_list})
         self.order: tuple[str, ...] = _topological_order(self.nodes)
         self._version: str | None = None
+        self._frozen = True
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if self._frozen and key != "_version":
+            raise AttributeError(
+                f"Pipeline is immutable; use pipeline.replace({key}=...) for a changed copy."
+            )
+        object.__setattr__(self, key, value)
+
+    def replace(self, **changes: Any) -> Pipeline:
+        """A copy with `schedule`, `ref` or `description` changed (steps and parameters stay)."""
+        allowed = {"schedule", "ref", "description"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise TypeError(f"Pipeline.replace() changes {sorted(allowed)}, not {sorted(unknown)}")
+        copy = object.__new__(Pipeline)
+        object.__setattr__(copy, "__dict__", {**self.__dict__, **changes})
+        return copy
 
     @property
     def version(self) -> str:
         """Content hash of the code and wiring: changes when any step's code or edge changes."""
         if self._version is None:
-            from stackwise.artifacts.hashing import pipeline_version
+            from stackwise.authoring.codehash import pipeline_version
 
             self._version = pipeline_version(self)
         return self._version
@@ -198,8 +226,7 @@ class PipelineDefinition:
 
     def build(self) -> Pipeline:
         if self._built is None:
-            self._built = _trace(self.fn, self.name, self.description)
-            self._built.schedule = self.schedule
+            self._built = _trace(self.fn, self.name, self.description, self.schedule)
         return self._built
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -305,7 +332,9 @@ def _contains_placeholder(value: Any) -> bool:
     return False
 
 
-def _trace(fn: Callable[..., Any], name: str, description: str) -> Pipeline:
+def _trace(
+    fn: Callable[..., Any], name: str, description: str, schedule: Schedule | None
+) -> Pipeline:
     hints = typing.get_type_hints(fn)
     specs: list[ParamSpec] = []
     for p in inspect.signature(fn).parameters.values():
@@ -319,7 +348,9 @@ def _trace(fn: Callable[..., Any], name: str, description: str) -> Pipeline:
     finally:
         _builder.reset(token)
     source = inspect.getsourcefile(fn)
-    return Pipeline(name, builder.nodes, specs, description=description, source_file=source)
+    return Pipeline(
+        name, builder.nodes, specs, description=description, source_file=source, schedule=schedule
+    )
 
 
 def _topological_order(nodes: Mapping[str, StepNode]) -> tuple[str, ...]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from stackwise.cli.main import app, guarded, runs_app
+from stackwise.cli.main import app, guarded, outcome_decided, runs_app
 
 if TYPE_CHECKING:
-    from stackwise.orchestrators.local.state import RunRecord
+    from stackwise.orchestrators.base import Orchestrator, RunRecord
 
 STACK_OPTION = typer.Option(None, "--stack", help="Stack config file (default ./stackwise.yaml).")
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON (see README).")
@@ -23,10 +23,13 @@ def _exit_code(run: RunRecord) -> int:
 
 
 def _finish(run: RunRecord, as_json: bool) -> None:
-    from stackwise.cli.render import out_console, run_json, steps_table
+    from stackwise.cli.render import dumps, error_console, out_console, run_json, steps_table
 
+    outcome_decided()
     if as_json:
-        typer.echo(json.dumps(run_json(run), indent=2))
+        typer.echo(dumps(run_json(run)))
+        if run.status != "SUCCEEDED":
+            error_console().print(f"resume with: stackwise resume {run.run_id}")
     else:
         console = out_console()
         console.print(steps_table(run))
@@ -43,12 +46,31 @@ def _finish(run: RunRecord, as_json: bool) -> None:
     raise typer.Exit(_exit_code(run))
 
 
-def _orchestrator(stack: str | None) -> Any:
+def _orchestrator(stack: str | None) -> Orchestrator:
     from stackwise.config import load_stack
     from stackwise.plugins import ORCHESTRATORS, resolve
 
     config = load_stack(stack)
-    return resolve(ORCHESTRATORS, "orchestrator", config.orchestrator)(config)
+    orchestrator: Orchestrator = resolve(ORCHESTRATORS, "orchestrator", config.orchestrator)(
+        config
+    )
+    return orchestrator
+
+
+def _interrupted(orchestrator: Orchestrator, run_id: str, as_json: bool) -> None:
+    """Ctrl-C or SIGTERM stopped the run: print what there is (the partial record, with the
+    run id that `resume` needs) and exit 130. Nothing recorded yet: just say so."""
+    from stackwise.cli.render import error_console
+    from stackwise.errors import RunNotFoundError
+
+    outcome_decided()
+    try:
+        record = orchestrator.get_run(run_id)
+    except RunNotFoundError:
+        raise KeyboardInterrupt from None
+    record.status = "KILLED" if record.status == "RUNNING" else record.status
+    error_console().print("[bold red]interrupted:[/] the run was stopped and marked KILLED.")
+    _finish(record, as_json)
 
 
 @app.command()
@@ -67,20 +89,25 @@ def run(
     from stackwise.authoring.loader import load_pipeline
     from stackwise.authoring.params import parse_assignments
     from stackwise.cli.render import Progress, error_console
+    from stackwise.orchestrators.base import ignore_event, new_run_id
 
     overrides = parse_assignments(param)
     orchestrator = _orchestrator(stack)
     pipeline = load_pipeline(target)
     orchestrator.preflight(pipeline, overrides)  # bad input fails before anything starts
-    if as_json:
-        record = orchestrator.run(pipeline, overrides, max_parallel=max_parallel,
-                                  use_cache=not no_cache)  # fmt: skip
-    else:
-        console = error_console()
-        console.print(f"running [bold]{pipeline.name}[/] ({len(pipeline.order)} steps)")
-        with Progress(console, list(pipeline.order)) as progress:
-            record = orchestrator.run(pipeline, overrides, max_parallel=max_parallel,
-                                      use_cache=not no_cache, on_event=progress)  # fmt: skip
+    run_id = new_run_id()
+    console = error_console()
+    if not as_json:
+        steps = len(pipeline.order)
+        console.print(f"running [bold]{pipeline.name}[/] run {run_id} ({steps} steps)")
+    try:
+        with Progress(console, list(pipeline.order), quiet=as_json) as progress:
+            record = orchestrator.run(
+                pipeline, overrides, max_parallel=max_parallel, use_cache=not no_cache,
+                on_event=ignore_event if as_json else progress, run_id=run_id,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        _interrupted(orchestrator, run_id, as_json)
     _finish(record, as_json)
 
 
@@ -90,23 +117,40 @@ def resume(
     run_id: str = typer.Argument(
         ..., help="Run id (or a unique prefix) from `stackwise runs list`."
     ),
+    param: list[str] = typer.Option(
+        [], "-p", "--param", help="Give a secret parameter again (never stored): -p key=value."
+    ),
     stack: str | None = STACK_OPTION,
     max_parallel: int | None = typer.Option(None, "--max-parallel", min=1),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Rerun only what did not succeed in an earlier run (after a failure, Ctrl-C or SIGKILL)."""
+    """Rerun only what did not succeed in an earlier run (after a failure, Ctrl-C or SIGKILL),
+    and whatever code changed since."""
+    from stackwise.authoring.params import parse_assignments
     from stackwise.cli.render import Progress, error_console
+    from stackwise.orchestrators.base import ignore_event
 
     orchestrator = _orchestrator(stack)
-    run_record = orchestrator.state.get_run(run_id)
-    if as_json:
-        record = orchestrator.resume(run_record.run_id, max_parallel=max_parallel)
-    else:
-        console = error_console()
+    run_record = orchestrator.get_run(run_id)
+    console = error_console()
+    if not as_json:
         console.print(f"resuming [bold]{run_record.pipeline}[/] run {run_record.run_id}")
-        with Progress(console, list(run_record.steps)) as progress:
-            record = orchestrator.resume(run_record.run_id, on_event=progress,
-                                         max_parallel=max_parallel)  # fmt: skip
+    try:
+        with Progress(console, list(run_record.steps), quiet=as_json) as progress:
+            record = orchestrator.resume(
+                run_record.run_id, parse_assignments(param), max_parallel=max_parallel,
+                on_event=ignore_event if as_json else progress,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        _interrupted(orchestrator, run_record.run_id, as_json)
+    for name, source in (record.options.get("secret_sources") or {}).items():
+        console.print(f"secret parameter {name} taken from {source}")
+    changed = record.options.get("changed_steps") or []
+    if changed:
+        console.print(
+            f"[yellow]code changed since this run started:[/] {', '.join(changed)}; these steps "
+            "and the steps downstream of them were run again with the current code."
+        )
     _finish(record, as_json)
 
 
@@ -119,11 +163,11 @@ def runs_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Recent runs, newest first."""
-    from stackwise.cli.render import out_console, run_json, runs_table
+    from stackwise.cli.render import dumps, out_console, run_json, runs_table
 
-    runs = _orchestrator(stack).state.list_runs(limit=limit, pipeline=pipeline)
+    runs = _orchestrator(stack).list_runs(limit=limit, pipeline=pipeline)
     if as_json:
-        typer.echo(json.dumps([run_json(r, with_steps=False) for r in runs], indent=2))
+        typer.echo(dumps([run_json(r, with_steps=False) for r in runs]))
     else:
         out_console().print(runs_table(runs) if runs else "no runs yet: try `stackwise run`")
 
@@ -136,11 +180,11 @@ def runs_show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """One run with its steps."""
-    from stackwise.cli.render import out_console, run_json, steps_table
+    from stackwise.cli.render import dumps, out_console, run_json, steps_table
 
-    record = _orchestrator(stack).state.get_run(run_id)
+    record = _orchestrator(stack).get_run(run_id)
     if as_json:
-        typer.echo(json.dumps(run_json(record), indent=2))
+        typer.echo(dumps(run_json(record)))
         return
     console = out_console()
     console.print(steps_table(record))

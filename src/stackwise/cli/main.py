@@ -30,6 +30,8 @@ runs_app = typer.Typer(help="Inspect runs recorded in the state store.", no_args
 app.add_typer(runs_app, name="runs")
 
 _debug = {"on": False}
+#: Set by `main()`: this process is the `stackwise` program, not a library caller.
+_program = {"on": False}
 
 
 def guarded(fn: F) -> F:
@@ -62,9 +64,21 @@ def guarded(fn: F) -> F:
             )
             raise typer.Exit(130) from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if _program["on"]:
+                outcome_decided()  # the process exits right after this
+            else:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
+
+
+def outcome_decided() -> None:
+    """Call once a command's outcome is final, before printing it: from here on a SIGINT or
+    SIGTERM can no longer change it (the `stackwise` program only; library callers keep
+    their handlers)."""
+    if _program["on"]:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _raise_interrupt(_signum: int, _frame: object) -> None:
@@ -101,6 +115,7 @@ COMMAND_MODULES = (
     "stackwise.cli.models",
     "stackwise.cli.policy",
     "stackwise.cli.lineage",
+    "stackwise.cli.bundle",
 )
 
 
@@ -112,6 +127,7 @@ def load_commands() -> None:
 
 
 def main() -> None:
+    _program["on"] = True
     load_commands()
 
     try:

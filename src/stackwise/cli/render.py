@@ -12,8 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from stackwise.orchestrators.local.executor import StepEvent
-    from stackwise.orchestrators.local.state import RunRecord
+    from stackwise.orchestrators.base import RunRecord, StepEvent
 
 _STYLE = {
     "SUCCEEDED": "green",
@@ -24,6 +23,23 @@ _STYLE = {
     "RETRYING": "yellow",
     "PENDING": "dim",
 }
+
+
+def dumps(data: Any) -> str:
+    """Strict JSON for `--json` output: NaN and infinities (not JSON) become null."""
+    import json
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(data), indent=2, allow_nan=False, default=str)
 
 
 def iso(ts: float | None) -> str | None:
@@ -56,7 +72,7 @@ def run_json(run: RunRecord, *, with_steps: bool = True) -> dict[str, Any]:
                 "attempts": s.attempt,
                 "mlflow_run_id": s.mlflow_run_id,
                 "duration_s": s.duration_s,
-                "outputs": {k: v["uri"] for k, v in s.outputs.items()},
+                "outputs": {k: v.uri for k, v in s.outputs.items()},
                 "metrics": s.metrics,
                 "error": s.error,
             }
@@ -109,11 +125,11 @@ class Progress:
     """Live per-step progress: a refreshing table on a terminal, one line per event otherwise
     (CI logs stay readable)."""
 
-    def __init__(self, console: Console, step_names: list[str]) -> None:
+    def __init__(self, console: Console, step_names: list[str], quiet: bool = False) -> None:
         self.console = console
         self.rows: dict[str, dict[str, Any]] = {n: {"status": "PENDING"} for n in step_names}
         self.live: Any = None
-        if console.is_terminal:
+        if console.is_terminal and not quiet:
             from rich.live import Live
 
             self.live = Live(self._render(), console=console, refresh_per_second=8, transient=True)

@@ -22,26 +22,42 @@ app.add_typer(scheduler_app, name="scheduler")
 _STYLE = {"SUCCEEDED": "green", "FAILED": "red", "KILLED": "red", "SKIPPED": "dim"}
 
 
+def _local(stack: str | None) -> Any:
+    """The orchestrator, when it is the embedded one: its own backfills and scheduler run
+    intervals through the interval ledger of its state store."""
+    from stackwise.cli.commands import _orchestrator
+    from stackwise.errors import ScheduleError
+
+    orchestrator = _orchestrator(stack)
+    if orchestrator.name != "local":
+        raise ScheduleError(
+            f"stackwise's own backfills and scheduler run on the local orchestrator, not "
+            f"{orchestrator.name!r}; set orchestrator: local."
+        )
+    return orchestrator
+
+
 def _setup(
     target: str, stack: str | None, param: list[str], schedule: str | None, start_date: str | None
 ) -> tuple[Any, Any, dict[str, str]]:
     from stackwise.authoring.loader import load_pipeline
     from stackwise.authoring.params import parse_assignments
-    from stackwise.cli.commands import _orchestrator
     from stackwise.errors import ScheduleError
     from stackwise.scheduling.schedule import Schedule
 
     overrides = parse_assignments(param)
-    orchestrator = _orchestrator(stack)
-    if orchestrator.name != "local":
-        raise ScheduleError("backfills run on the local orchestrator; set orchestrator: local.")
+    orchestrator = _local(stack)
     pipeline = load_pipeline(target)
-    if schedule is not None:
+    if schedule is not None:  # a changed copy: the module's pipeline stays as declared
         declared = pipeline.schedule
         if declared is not None:  # keep its start, end, timezone, catchup and limits
-            pipeline.schedule = dataclasses.replace(declared, cron=schedule, every=None)
+            pipeline = pipeline.replace(
+                schedule=dataclasses.replace(declared, cron=schedule, every=None)
+            )
         else:
-            pipeline.schedule = Schedule(schedule, start=start_date or "1970-01-01")
+            pipeline = pipeline.replace(
+                schedule=Schedule(schedule, start=start_date or "1970-01-01")
+            )
     if pipeline.schedule is None:
         raise ScheduleError(
             f"pipeline {pipeline.name!r} has no schedule; declare one with "
@@ -209,12 +225,12 @@ def scheduler_start(
 
     from stackwise.authoring.loader import load_pipeline
     from stackwise.authoring.params import parse_assignments
-    from stackwise.cli.commands import _orchestrator
     from stackwise.cli.render import error_console
+    from stackwise.config import load_stack
     from stackwise.scheduling.scheduler import Scheduler
 
-    orchestrator = _orchestrator(stack)
-    refs = list(targets or []) or orchestrator.stack.pipelines
+    orchestrator = _local(stack)
+    refs = list(targets or []) or load_stack(stack).pipelines
     pipelines = [load_pipeline(ref) for ref in refs]
     overrides = parse_assignments(param)
     for p in pipelines:

@@ -1,21 +1,40 @@
-"""The ComputeBackend protocol: where one step attempt runs. The orchestrator decides when;
-a backend only starts a `StepInvocation` somewhere and reports its `StepResult`."""
+"""The ComputeBackend protocol: where one step attempt runs. The orchestrator decides when; a
+backend starts a `StepInvocation` somewhere (a thread, a process, a Ray task, a Kubernetes
+Job) and reports on it through a `StepHandle`.
+
+Lifecycle: `open()` once before the first submit (connect to a cluster), `validate()` before
+anything runs (refuse what the backend can never satisfy, instead of leaving a step pending
+forever), `submit()` per attempt, `close()` when the run is over. A handle reports QUEUED until
+the attempt really runs; the orchestrator counts a step's timeout from RUNNING, so waiting for
+a slot or a node never counts against it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from stackwise.authoring.pipeline import Pipeline
-    from stackwise.runner import StepInvocation, StepResult
+    from stackwise.authoring.step import Resources
+    from stackwise.contract import StepInvocation, StepResult
+
+HandleStatus = Literal["QUEUED", "RUNNING", "DONE"]
 
 
 class StepHandle(Protocol):
-    def done(self) -> bool: ...
+    def status(self) -> HandleStatus: ...
+
+    @property
+    def running_since(self) -> float | None:
+        """`time.monotonic()` when the attempt started running (None while QUEUED)."""
+        ...
 
     def result(self) -> StepResult:
-        """The attempt's result; only valid once `done()`."""
+        """The attempt's result, with the remote traceback when it failed; only when DONE."""
+        ...
+
+    def logs(self) -> str:
+        """What the attempt printed so far (kept after it ends)."""
         ...
 
     def cancel(self, reason: type[BaseException]) -> None:
@@ -31,10 +50,25 @@ class StepHandle(Protocol):
 class ComputeBackend(Protocol):
     name: str
 
-    def validate(self, pipeline: Pipeline, steps: list[str]) -> list[str]:
-        """Problems that make these steps impossible here (checked before anything runs)."""
+    def open(self) -> None:
+        """Prepare (connect, start a local cluster); called once before the first submit."""
+        ...
+
+    def close(self) -> None:
+        """Release what `open` took; attempts still running are the orchestrator's to stop."""
+        ...
+
+    def validate(self, resources: Resources, image: str | None) -> list[str]:
+        """Why a step with these needs can never run here (empty: it can)."""
         ...
 
     def submit(
-        self, invocation: StepInvocation, on_done: Callable[[StepHandle], None]
-    ) -> StepHandle: ...
+        self,
+        invocation: StepInvocation,
+        *,
+        resources: Resources,
+        image: str | None,
+        on_done: Callable[[StepHandle], None],
+    ) -> StepHandle:
+        """Start one attempt; `on_done(handle)` is called (from any thread) when it is DONE."""
+        ...

@@ -10,26 +10,33 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from stackwise.runner import CancelToken, StepInvocation, StepResult, run_step
+from stackwise.compute.base import HandleStatus, StepHandle
+from stackwise.contract import StepInvocation, StepResult
+from stackwise.runner import CancelToken, run_step
 
 if TYPE_CHECKING:
-    from stackwise.authoring.pipeline import Pipeline
+    from stackwise.authoring.step import Resources
 
 
 class _ThreadHandle:
     def __init__(self) -> None:
         self.token = CancelToken()
         self._result: StepResult | None = None
+        self.running_since: float | None = time.monotonic()
 
-    def done(self) -> bool:
-        return self._result is not None
+    def status(self) -> HandleStatus:
+        return "DONE" if self._result is not None else "RUNNING"
 
     def result(self) -> StepResult:
-        assert self._result is not None, "result() before done()"
+        assert self._result is not None, "result() before DONE"
         return self._result
+
+    def logs(self) -> str:
+        return self._result.logs if self._result is not None else ""
 
     def cancel(self, reason: type[BaseException]) -> None:
         self.token.cancel(reason)
@@ -42,28 +49,26 @@ class _ThreadHandle:
 class LocalBackend:
     name = "local"
 
-    def validate(self, pipeline: Pipeline, steps: list[str]) -> list[str]:
-        problems = []
-        cpus = os.cpu_count() or 1
-        has_gpu = os.path.exists("/dev/nvidia0")
-        for name in steps:
-            res = pipeline.nodes[name].definition.options.resources
-            if res.gpu and not has_gpu:
-                problems.append(
-                    f"step {name!r} needs {res.gpu} GPU(s) but this machine has none; run it on "
-                    "a GPU backend (compute='kubernetes' or 'ray' in a later release) or drop "
-                    "resources.gpu for a local run."
-                )
-            if res.cpu and res.cpu > cpus:
-                problems.append(
-                    f"step {name!r} asks for {res.cpu} CPUs but this machine has {cpus}; lower "
-                    "resources.cpu or run it on a bigger backend."
-                )
-        return problems
+    def __init__(self, stack: Any = None) -> None:
+        self.stack = stack
+
+    def open(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def validate(self, resources: Resources, image: str | None) -> list[str]:
+        return machine_problems(resources)
 
     def submit(
-        self, invocation: StepInvocation, on_done: Callable[[_ThreadHandle], None]
-    ) -> _ThreadHandle:
+        self,
+        invocation: StepInvocation,
+        *,
+        resources: Resources,
+        image: str | None,
+        on_done: Callable[[StepHandle], None],
+    ) -> StepHandle:
         handle = _ThreadHandle()
 
         def work() -> None:
@@ -73,6 +78,7 @@ class LocalBackend:
                 handle._result = StepResult(
                     step=invocation.step,
                     status="KILLED" if handle.token.requested else "FAILED",
+                    attempt=invocation.attempt,
                     error=f"{type(exc).__name__}: {exc}",
                     error_type=type(exc).__name__,
                 )
@@ -80,3 +86,21 @@ class LocalBackend:
 
         threading.Thread(target=work, name=f"stackwise-{invocation.step}", daemon=True).start()
         return handle
+
+
+def machine_problems(resources: Resources) -> list[str]:
+    """What this machine can never give a step (GPUs it lacks, more CPUs than it has)."""
+    problems = []
+    cpus = os.cpu_count() or 1
+    if resources.gpu and not os.path.exists("/dev/nvidia0"):
+        problems.append(
+            f"needs {resources.gpu} GPU(s) but this machine has none; run it on a GPU backend "
+            "(compute='kubernetes' or 'ray' in a later release) or drop resources.gpu for a "
+            "local run."
+        )
+    if resources.cpu and resources.cpu > cpus:
+        problems.append(
+            f"asks for {resources.cpu:g} CPUs but this machine has {cpus}; lower resources.cpu "
+            "or run it on a bigger backend."
+        )
+    return problems

@@ -1,49 +1,68 @@
-"""Each step attempt runs in a fresh Python process through `python -m stackwise.runner`:
-the same entrypoint that Airflow tasks, KFP components and Kubernetes Jobs use. Slower to
-start than a thread (the process imports the pipeline and MLflow), but a timeout or Ctrl-C
-can always stop it, and it proves that nothing but the invocation crosses the boundary.
+"""Each step attempt runs in a fresh Python process through `python -m stackwise.runner`: the
+same entrypoint that Airflow tasks, KFP components and Kubernetes Jobs use. Slower to start
+than a thread (the process imports the pipeline and MLflow), but a timeout or Ctrl-C can
+always stop it, and it proves that nothing but the invocation crosses the boundary.
+
+The invocation goes in on standard input (no file holds a secret parameter); the process's
+output is kept in `.stackwise/logs/<run id>/<step>-attempt<N>.log`. The process dies with its
+orchestrator (see `stackwise.supervision`), even when the orchestrator is SIGKILLed.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from stackwise.compute.base import HandleStatus, StepHandle
+from stackwise.compute.local import machine_problems
+from stackwise.contract import StepInvocation, StepResult
 from stackwise.errors import StepTimeoutError
-from stackwise.runner import StepInvocation, StepResult
+from stackwise.supervision import ENV as PARENT_FD_ENV
+from stackwise.supervision import parent_pipe
 
 if TYPE_CHECKING:
-    from stackwise.authoring.pipeline import Pipeline
+    from stackwise.authoring.step import Resources
 
 #: Less than the orchestrator's stop grace, so a stuck process is killed before it is abandoned.
 _GRACE_S = 3.0
 
 
 class _ProcessHandle:
-    def __init__(self, proc: subprocess.Popen[bytes], result_file: Path, log_file: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], log_file: Path, result_file: Path) -> None:
         self.proc = proc
-        self.result_file = result_file
         self.log_file = log_file
+        self.result_file = result_file
+        self.running_since: float | None = time.monotonic()
         self._result: StepResult | None = None
 
-    def done(self) -> bool:
-        return self._result is not None
+    def status(self) -> HandleStatus:
+        return "DONE" if self._result is not None else "RUNNING"
 
     def result(self) -> StepResult:
-        assert self._result is not None, "result() before done()"
+        assert self._result is not None, "result() before DONE"
         return self._result
+
+    def logs(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
 
     @property
     def mlflow_run_id(self) -> str | None:
         return None  # reported in the result; a killed process's run is closed by the sweep
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def cancel(self, reason: type[BaseException]) -> None:
         if self.proc.poll() is not None:
@@ -62,54 +81,74 @@ class _ProcessHandle:
 class SubprocessBackend:
     name = "subprocess"
 
-    def validate(self, pipeline: Pipeline, steps: list[str]) -> list[str]:
-        from stackwise.compute.local import LocalBackend
+    def __init__(self, stack: Any = None) -> None:
+        base = Path(stack.base_dir) if stack is not None else Path.cwd()
+        self.log_root = base / ".stackwise" / "logs"
 
-        return LocalBackend().validate(pipeline, steps)
+    def open(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def validate(self, resources: Resources, image: str | None) -> list[str]:
+        return machine_problems(resources)
 
     def submit(
-        self, invocation: StepInvocation, on_done: Callable[[_ProcessHandle], None]
-    ) -> _ProcessHandle:
-        workdir = Path(tempfile.mkdtemp(prefix=f"stackwise-{invocation.step}-"))
-        inv_file, result_file, log_file = (
-            workdir / "invocation.json",
-            workdir / "result.json",
-            workdir / "step.log",
-        )
-        inv_file.write_text(invocation.model_dump_json())
+        self,
+        invocation: StepInvocation,
+        *,
+        resources: Resources,
+        image: str | None,
+        on_done: Callable[[StepHandle], None],
+    ) -> StepHandle:
+        log_dir = self.log_root / invocation.run_id
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = log_dir / f"{invocation.step}-attempt{invocation.attempt}.log"
+        fd, name = tempfile.mkstemp(prefix=f"stackwise-{invocation.step}-", suffix=".json")
+        os.close(fd)
+        result_file = Path(name)
+        read_fd, write_fd = parent_pipe()
         env = dict(os.environ)
         env.pop("MLFLOW_RUN_ID", None)
+        env[PARENT_FD_ENV] = str(read_fd)
+        cmd = [sys.executable, "-m", "stackwise.runner", "--invocation", "-",
+               "--result", str(result_file)]  # fmt: skip
         with open(log_file, "wb") as log:
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "stackwise.runner",
-                    "--invocation",
-                    str(inv_file),
-                    "--result",
-                    str(result_file),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
+                cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env,
+                pass_fds=(read_fd,),
                 start_new_session=True,  # Ctrl-C reaches it through the orchestrator, once
-            )
-        handle = _ProcessHandle(proc, result_file, log_file)
+            )  # fmt: skip
+        os.close(read_fd)
+        handle = _ProcessHandle(proc, log_file, result_file)
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(invocation.model_dump_json().encode())
+            proc.stdin.close()
+        except OSError:  # it died at once: the watcher reports its exit code and log
+            pass
 
         def watch() -> None:
             code = proc.wait()
-            if result_file.exists():
-                handle._result = StepResult.model_validate_json(result_file.read_text())
+            os.close(write_fd)
+            try:
+                text = result_file.read_text() if result_file.stat().st_size else ""
+            except OSError:
+                text = ""
+            result_file.unlink(missing_ok=True)
+            if text:
+                handle._result = StepResult.model_validate_json(text)
             else:
-                tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+                tail = handle.logs()[-2000:]
                 handle._result = StepResult(
                     step=invocation.step,
                     status="FAILED",
-                    error=f"step process exited with code {code} and no result:\n{tail}",
+                    attempt=invocation.attempt,
+                    error=f"step process exited with code {code} and no result "
+                    f"(log: {log_file}):\n{tail}",
                     error_type="ProcessExit",
                 )
-            shutil.rmtree(workdir, ignore_errors=True)
             on_done(handle)
 
         threading.Thread(target=watch, daemon=True).start()

@@ -23,8 +23,8 @@ from stackwise.scheduling.schedule import Schedule, parse_moment
 
 if TYPE_CHECKING:
     from stackwise.authoring.pipeline import Pipeline
+    from stackwise.orchestrators.base import RunRecord
     from stackwise.orchestrators.local.orchestrator import LocalOrchestrator
-    from stackwise.orchestrators.local.state import RunRecord
 
 REPROCESS_MODES: tuple[Reprocess, ...] = ("none", "failed", "all")
 
@@ -177,7 +177,7 @@ class Backfill:
 
     def run_interval(self, interval: Interval, cancel: threading.Event) -> IntervalOutcome:
         """Claim, run (or resume) and record one interval. Shared with the scheduler."""
-        from stackwise.orchestrators.local.orchestrator import new_run_id
+        from stackwise.orchestrators.base import new_run_id
 
         run_id = new_run_id()
         decision = self.ledger.claim(
@@ -212,19 +212,27 @@ class Backfill:
             round(time.monotonic() - started, 3), error, metrics,
         )  # fmt: skip
 
+    def _secrets(self) -> dict[str, Any]:
+        """The secret parameters given to this backfill: what a resumed interval needs again."""
+        from stackwise.tracking.redaction import is_secret_name
+
+        return {k: v for k, v in self.params.items() if is_secret_name(k)}
+
     def _execute(
         self, interval: Interval, decision: Decision, run_id: str, cancel: threading.Event
     ) -> RunRecord:
         if decision.action == "resume" and decision.run_id:
             try:
-                return self.orchestrator.resume(decision.run_id, cancel=cancel)
-            except (RunNotFoundError, StateStoreError):
-                pass  # never started, or the pipeline changed shape: run it afresh
+                return self.orchestrator.resume(decision.run_id, self._secrets(), cancel=cancel)
+            except RunNotFoundError:  # claimed, then killed before its run was recorded
+                run_id = decision.run_id
+            except StateStoreError:
+                pass  # the pipeline changed shape: run it afresh
         return self.orchestrator.run(
             self.pipeline,
             self.params,
             interval=interval,
-            run_id=run_id if decision.action == "run" else None,
+            run_id=run_id if decision.action == "run" or run_id == decision.run_id else None,
             tags={"stackwise.backfill_id": self.backfill_id},
             cancel=cancel,
             # Reprocessing everything means recomputing: corrected raw data behind an interval

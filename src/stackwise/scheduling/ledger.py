@@ -16,8 +16,9 @@ import socket
 import time
 from typing import Any, Literal
 
-from stackwise.authoring.context import Interval
-from stackwise.orchestrators.local.state import StateStore, create_tables, pid_alive
+from stackwise.interval import Interval
+from stackwise.orchestrators.local.state import StateStore, add_missing_columns, create_tables
+from stackwise.processes import current_identity, identity_alive
 
 Reprocess = Literal["none", "failed", "all"]
 Action = Literal["run", "resume", "skip"]
@@ -35,14 +36,15 @@ class IntervalRow:
     host: str | None
     pid: int | None
     version: int
+    pid_start: str | None = None
 
     @property
     def owner_alive(self) -> bool:
+        """RUNNING in a process that still runs: judged by host, pid and start time (another
+        host cannot be checked and counts as alive)."""
         if self.status != "RUNNING" or self.pid is None:
             return False
-        if self.host != socket.gethostname():
-            return True  # cannot tell for another host: assume it still runs
-        return pid_alive(self.pid)
+        return identity_alive(self.host, self.pid, self.pid_start)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +105,10 @@ class IntervalLedger:
             sa.Column("pid", sa.Integer),
             sa.Column("version", sa.Integer, nullable=False),
             sa.Column("updated_at", sa.Float, nullable=False),
+            sa.Column("pid_start", sa.String(64)),
         )  # fmt: skip
         create_tables(md, self.engine)
+        add_missing_columns(self.engine, [self.table])
 
     def rows(self, pipeline: str) -> dict[str, IntervalRow]:
         import sqlalchemy as sa
@@ -136,7 +140,9 @@ class IntervalLedger:
             decision = decide(row, reprocess)
             if decision.action == "skip":
                 return decision
-            owner = {"host": socket.gethostname(), "pid": os.getpid(), "updated_at": time.time()}
+            me = current_identity()
+            owner = {"host": me.host, "pid": me.pid, "pid_start": me.start,
+                     "updated_at": time.time()}  # fmt: skip
             new_run = run_id if decision.action == "run" else decision.run_id
             values = {"status": "RUNNING", "run_id": new_run, "backfill_id": backfill_id, **owner}
             try:
@@ -145,8 +151,9 @@ class IntervalLedger:
                         conn.execute(
                             t.insert().values(
                                 pipeline=pipeline, logical_date=k,
-                                interval_start=interval.start.isoformat(),
-                                interval_end=interval.end.isoformat(), version=1, **values,
+                                interval_start=interval.data_interval_start.isoformat(),
+                                interval_end=interval.data_interval_end.isoformat(), version=1,
+                                **values,
                             )
                         )  # fmt: skip
                         return decision

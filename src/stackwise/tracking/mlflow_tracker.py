@@ -149,9 +149,18 @@ class MlflowTracker:
         metrics: Iterable[MetricRecord] = (),
         tags: Mapping[str, str] | None = None,
     ) -> None:
+        """One log_batch (split only past MLflow's per-call limits). A parameter value longer
+        than MLflow's limit (6000 characters, cut silently by MLflow) is kept whole as the
+        artifact `stackwise/params/<key>.txt`, truncated in the parameter, listed in the tag
+        `stackwise.truncated_params`, and reported with a warning."""
         from mlflow.entities import Metric, Param, RunTag
 
-        p = [Param(k, v[:_MAX_PARAM_LEN]) for k, v in (params or {}).items()]
+        params = dict(params or {})
+        long = sorted(k for k, v in params.items() if len(v) > _MAX_PARAM_LEN)
+        if long:
+            tags = {**(tags or {}), "stackwise.truncated_params": ",".join(long)}
+            self._keep_long_params(run_id, {k: params[k] for k in long})
+        p = [Param(k, v[:_MAX_PARAM_LEN]) for k, v in params.items()]
         m = [Metric(r.key, r.value, r.timestamp_ms, r.step) for r in metrics]
         t = [RunTag(k, str(v)[:_MAX_TAG_LEN]) for k, v in (tags or {}).items()]
         # Almost always one call; split only when MLflow's per-call limits require it.
@@ -180,6 +189,30 @@ class MlflowTracker:
         ]
         if inputs:
             self.client.log_inputs(run_id, datasets=inputs)
+
+    def _keep_long_params(self, run_id: str, values: Mapping[str, str]) -> None:
+        import warnings
+
+        for key, value in values.items():
+            self.client.log_text(run_id, value, f"stackwise/params/{key}.txt")
+        warnings.warn(
+            f"parameter(s) {', '.join(values)} are longer than MLflow's limit of "
+            f"{_MAX_PARAM_LEN} characters: logged truncated, full values kept as artifacts "
+            "stackwise/params/<name>.txt of the run.",
+            stacklevel=3,
+        )
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.client.log_text(run_id, text, path)
+
+    def search(self, experiment_id: str, filter_string: str, max_results: int = 1000) -> Any:
+        """Active runs of one experiment matching an MLflow search filter."""
+        return self.client.search_runs(
+            [experiment_id], filter_string=filter_string, max_results=max_results
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        self.client.delete_run(run_id)
 
     def log_json(self, run_id: str, data: Any, path: str) -> None:
         self.client.log_dict(run_id, data, path)

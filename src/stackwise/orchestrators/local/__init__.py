@@ -1,7 +1,23 @@
-"""The embedded local orchestrator: scheduling loop, state store, cache and resume."""
+"""The embedded local orchestrator: scheduling loop (executor), state store, its step cache,
+resumption, and the shield that lets shutdown finish. Names load on first use."""
 
-from stackwise.orchestrators.local.executor import StepEvent
-from stackwise.orchestrators.local.orchestrator import LocalOrchestrator
-from stackwise.orchestrators.local.state import RunRecord, StateStore, StepRecord
+from __future__ import annotations
 
-__all__ = ["LocalOrchestrator", "RunRecord", "StateStore", "StepEvent", "StepRecord"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "LocalOrchestrator": "stackwise.orchestrators.local.orchestrator",
+    "StateStore": "stackwise.orchestrators.local.state",
+    "RunRecord": "stackwise.orchestrators.base",
+    "StepRecord": "stackwise.orchestrators.base",
+    "StepEvent": "stackwise.orchestrators.base",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,7 +1,8 @@
 """The scheduling loop of the embedded orchestrator: start ready steps (bounded parallelism),
-skip cached ones, enforce timeouts, retry with backoff, propagate failures downstream, and on
-Ctrl-C stop everything that runs. One thread (the caller's) owns all state; step attempts
-report back through a queue.
+enforce timeouts (counted from the moment an attempt runs), retry with backoff, propagate
+failures downstream, and on Ctrl-C stop everything that runs. One thread (the caller's) owns
+all state; step attempts report back through a queue. Caching is the runner's: a cache hit
+comes back as a result marked `cached`.
 """
 
 from __future__ import annotations
@@ -11,41 +12,27 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from stackwise.artifacts.hashing import cache_key, stable_json, step_code_hash
-from stackwise.artifacts.store import ArtifactRef, ArtifactStore
 from stackwise.authoring.pipeline import Pipeline
 from stackwise.compute.base import ComputeBackend, StepHandle
+from stackwise.contract import StepInvocation, StepResult
 from stackwise.errors import StepCancelledError, StepTimeoutError
-from stackwise.orchestrators.local.state import RunRecord, StateStore, StepRecord
-from stackwise.runner import StepInvocation, StepResult, TrackingTarget
+from stackwise.orchestrators.base import EventSink, RunRecord, StepEvent
+from stackwise.orchestrators.local.shield import shielded
+from stackwise.orchestrators.local.state import StateStore
 
 #: How long a cancelled or timed-out attempt may take to stop before it is abandoned.
 STOP_GRACE_S = 5.0
 
-
-@dataclasses.dataclass(frozen=True)
-class StepEvent:
-    """What the progress display and `--json` consumers see, in order, from the main thread."""
-
-    run_id: str
-    step: str
-    status: str  # RUNNING, RETRYING, SUCCEEDED, FAILED, SKIPPED, KILLED
-    attempt: int
-    cached: bool = False
-    duration_s: float | None = None
-    error: str | None = None
-
-
-EventSink = Callable[[StepEvent], None]
+#: Builds the invocation of attempt `attempt` of a step from the artifacts of its inputs.
+InvocationFor = Callable[[str, int], StepInvocation]
 
 
 @dataclasses.dataclass
 class _Attempt:
     handle: StepHandle
-    started: float
-    deadline: float | None
+    timeout_s: float | None
+    deadline: float | None = None
     stop_requested_at: float | None = None
     stop_reason: type[BaseException] | None = None
 
@@ -57,12 +44,9 @@ class Executor:
         pipeline: Pipeline,
         run: RunRecord,
         state: StateStore,
-        store: ArtifactStore,
         backends: dict[str, ComputeBackend],
-        default_compute: str,
-        tracking: TrackingTarget | None,
+        invocation_for: InvocationFor,
         on_event: EventSink,
-        record_cached: Callable[[StepRecord, str | None], str | None],
         cancel: threading.Event | None = None,
     ) -> None:
         self.cancel = cancel
@@ -71,14 +55,10 @@ class Executor:
         self.pipeline = pipeline
         self.run = run
         self.state = state
-        self.store = store
         self.backends = backends
-        self.default_compute = default_compute
-        self.tracking = tracking
+        self.invocation_for = invocation_for
         self.on_event = on_event
-        self.record_cached = record_cached
         self.max_parallel = int(run.options.get("max_parallel", 4))
-        self.use_cache = bool(run.options.get("use_cache", True))
         self.records = run.steps
         self.running: dict[str, _Attempt] = {}
         self.not_before: dict[str, float] = {}
@@ -98,7 +78,8 @@ class Executor:
                     break
                 self._wait()
         except BaseException:
-            self._stop_all(StepCancelledError)
+            with shielded():  # a second Ctrl-C must not leave a step recorded RUNNING
+                self._stop_all(StepCancelledError)
             raise
 
     def _startable_later(self) -> bool:
@@ -147,82 +128,26 @@ class Executor:
 
     # -- starting -----------------------------------------------------------------------------
     def _start(self, name: str) -> None:
-        node = self.pipeline.nodes[name]
-        options = node.definition.options
         record = self.records[name]
-        inputs = {
-            input_name: self.records[b.step or ""].outputs[b.output or ""]
-            for input_name, b in node.bindings.items()
-            if b.kind == "output"
-        }
-        key = self._cache_key(name, inputs) if options.cache else None
-        record.cache_key = key
-        if key and self.use_cache and self._try_cache(record, key):
-            return
         record.attempt += 1
         self.tries[name] = self.tries.get(name, 0) + 1
+        invocation = self.invocation_for(name, record.attempt)
         record.status, record.error, record.started_at = "RUNNING", None, time.time()
+        record.cached, record.worker = False, None
         self.state.update_step(
             self.run.run_id, name, status="RUNNING", attempt=record.attempt,
-            started_at=record.started_at, error=None, cache_key=key,
+            started_at=record.started_at, error=None, cached=False, worker=None,
         )  # fmt: skip
-        compute = options.compute or self.default_compute
-        invocation = StepInvocation(
-            pipeline_ref=self.run.pipeline_ref,
-            step=name,
-            run_id=self.run.run_id,
-            attempt=record.attempt,
-            params=self.run.params,
-            interval=self.run.interval,
-            inputs=inputs,
-            artifact_root=self.run.artifact_root,
-            tracking=self.tracking,
-            orchestrator=self.run.orchestrator,
-            compute=compute,
-            cache_key=key,
-        )
-        handle = self.backends[compute].submit(invocation, self.done.put)
-        now = time.monotonic()
-        self.running[name] = _Attempt(
-            handle, now, now + options.timeout_s if options.timeout_s else None
-        )
+        handle = self.backends[invocation.compute].submit(
+            invocation, resources=invocation.resources, image=invocation.image,
+            on_done=self.done.put,
+        )  # fmt: skip
+        self.running[name] = _Attempt(handle, invocation.timeout_s)
+        worker = _worker_token(handle)
+        if worker is not None:  # a step process: a resume must wait for it to be gone
+            record.worker = worker
+            self.state.update_step(self.run.run_id, name, worker=worker)
         self.on_event(StepEvent(self.run.run_id, name, "RUNNING", record.attempt))
-
-    def _cache_key(self, name: str, inputs: dict[str, dict[str, Any]]) -> str:
-        node = self.pipeline.nodes[name]
-        values: dict[str, str] = {k: v["digest"] for k, v in inputs.items()}
-        for input_name, b in node.bindings.items():
-            if b.kind == "param":
-                values[input_name] = stable_json(self.run.params.get(b.param or ""))
-            elif b.kind == "const":
-                values[input_name] = stable_json(b.value)
-        if node.definition.context_param:  # the step can read every parameter
-            values["__params__"] = stable_json(self.run.params)
-        return cache_key(
-            step_code_hash(node.definition.fn),
-            node.definition.options.to_dict(),
-            values,
-            self.run.interval,
-        )
-
-    def _try_cache(self, record: StepRecord, key: str) -> bool:
-        hit = self.state.cache_lookup(key)
-        if hit is None:
-            return False
-        if not all(self.store.exists(ArtifactRef.from_dict(o)) for o in hit.outputs.values()):
-            return False
-        now = time.time()
-        record.status, record.cached, record.outputs = "SUCCEEDED", True, hit.outputs
-        record.metrics = hit.metrics
-        record.started_at = record.ended_at = now
-        record.duration_s = 0.0
-        record.error = None
-        record.mlflow_run_id = self.record_cached(record, hit.mlflow_run_id)
-        self.state.finish_step(self.run.run_id, record, self.pipeline.name, cache=False)
-        self.on_event(
-            StepEvent(self.run.run_id, record.name, "SUCCEEDED", record.attempt, True, 0.0)
-        )
-        return True
 
     # -- finishing ----------------------------------------------------------------------------
     def _finished(self, handle: StepHandle) -> None:
@@ -232,9 +157,8 @@ class Executor:
         attempt = self.running.pop(name)
         result = handle.result()
         if attempt.stop_reason is StepTimeoutError and result.status != "SUCCEEDED":
-            timeout = self.pipeline.nodes[name].definition.options.timeout_s
             result = result.model_copy(
-                update={"status": "FAILED", "error": f"timed out after {timeout:g}s",
+                update={"status": "FAILED", "error": f"timed out after {attempt.timeout_s:g}s",
                         "error_type": "StepTimeoutError"}
             )  # fmt: skip
         self._record_result(name, result)
@@ -245,17 +169,20 @@ class Executor:
         record.duration_s = result.duration_s
         record.mlflow_run_id = result.mlflow_run_id
         record.error = result.error
-        retries = self.pipeline.nodes[name].definition.options.retries
+        record.cached = result.cached
+        record.cache_key = result.cache_key
         record.metrics = result.metrics
+        retries = self.pipeline.nodes[name].definition.options.retries
         if result.status == "SUCCEEDED":
             record.status, record.outputs = "SUCCEEDED", result.outputs
+            record.code_version = step_version(self.pipeline, name)
         elif result.status == "FAILED" and self.tries.get(name, 0) <= retries.count:
             delay = retries.delay_before(self.tries[name] + 1)
             record.status = "PENDING"
             self.not_before[name] = time.monotonic() + delay
             self.state.update_step(
                 self.run.run_id, name, status="PENDING", error=result.error,
-                mlflow_run_id=result.mlflow_run_id, duration_s=result.duration_s,
+                mlflow_run_id=result.mlflow_run_id, duration_s=result.duration_s, worker=None,
             )  # fmt: skip
             self.on_event(
                 StepEvent(self.run.run_id, name, "RETRYING", record.attempt,
@@ -264,9 +191,10 @@ class Executor:
             return
         else:
             record.status = result.status
-        self.state.finish_step(self.run.run_id, record, self.pipeline.name, cache=True)
+        record.worker = None
+        self.state.finish_step(self.run.run_id, record)
         self.on_event(
-            StepEvent(self.run.run_id, name, record.status, record.attempt,
+            StepEvent(self.run.run_id, name, record.status, record.attempt, record.cached,
                       duration_s=result.duration_s, error=result.error)
         )  # fmt: skip
 
@@ -280,6 +208,10 @@ class Executor:
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
         for name, attempt in list(self.running.items()):
+            if attempt.deadline is None and attempt.timeout_s:
+                since = attempt.handle.running_since  # queueing never counts against it
+                if since is not None:
+                    attempt.deadline = since + attempt.timeout_s
             if attempt.deadline and now >= attempt.deadline and attempt.stop_reason is None:
                 attempt.stop_reason, attempt.stop_requested_at = StepTimeoutError, now
                 attempt.handle.cancel(StepTimeoutError)
@@ -287,12 +219,13 @@ class Executor:
                 # It ignores the stop (blocked in native code): abandon it, record the failure.
                 self.running.pop(name)
                 self.abandoned = True
-                timeout = self.pipeline.nodes[name].definition.options.timeout_s
+                since = attempt.handle.running_since or attempt.stop_requested_at
                 self._record_result(
                     name,
                     StepResult(
-                        step=name, status="FAILED", duration_s=now - attempt.started,
-                        error=f"timed out after {timeout:g}s and did not stop; abandoned",
+                        step=name, status="FAILED", duration_s=now - since,
+                        error=f"timed out after {attempt.timeout_s or 0:g}s and did not stop; "
+                        "abandoned",
                         error_type="StepTimeoutError",
                         mlflow_run_id=attempt.handle.mlflow_run_id,
                     ),
@@ -337,7 +270,35 @@ class Executor:
         record.outputs = result.outputs
         record.mlflow_run_id = result.mlflow_run_id or record.mlflow_run_id
         record.ended_at, record.duration_s = time.time(), result.duration_s
-        self.state.finish_step(self.run.run_id, record, self.pipeline.name, cache=True)
+        if record.status == "SUCCEEDED":
+            record.code_version = step_version(self.pipeline, name)
+        self.state.finish_step(self.run.run_id, record)
         self.on_event(
             StepEvent(self.run.run_id, name, record.status, record.attempt, error=result.error)
         )
+
+
+def step_version(pipeline: Pipeline, name: str) -> str:
+    """What a step's result depends on besides its inputs: its code (with its project-local
+    modules), options and wiring. A resume reruns a step whose version changed."""
+    from stackwise.artifacts.hashing import sha256_bytes, stable_json
+    from stackwise.authoring.codehash import step_code_hash
+
+    node = pipeline.nodes[name]
+    payload = {
+        "code": step_code_hash(node.definition.fn),
+        "options": node.definition.options.to_dict(),
+        "bindings": {k: b.describe() for k, b in sorted(node.bindings.items())},
+    }
+    return sha256_bytes(stable_json(payload).encode())[:16]
+
+
+def _worker_token(handle: StepHandle) -> str | None:
+    pid = getattr(handle, "pid", None)
+    if pid is None:
+        return None
+    import socket
+
+    from stackwise.processes import ProcessIdentity, start_token
+
+    return ProcessIdentity(socket.gethostname(), int(pid), start_token(int(pid))).token

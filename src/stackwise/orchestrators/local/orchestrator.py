@@ -1,39 +1,35 @@
 """The embedded local orchestrator (the default): no server, state in a SQLite file.
 
 `run` and `resume` check everything that can be checked before anything runs (parameters,
-backends, the tracking server), open the MLflow parent run and the state record, hand the
+backends, the stores), write the state record first and then find or create the MLflow
+parent run (so that every MLflow run can be found from the state store and closed), hand the
 DAG to the `Executor`, and always close both, whatever happens: nothing is left RUNNING.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import socket
 import threading
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-from stackwise.artifacts.store import ArtifactRef, ArtifactStore
-from stackwise.authoring.context import Interval
 from stackwise.authoring.pipeline import Pipeline
 from stackwise.compute.base import ComputeBackend
 from stackwise.config import StackConfig
+from stackwise.contract import CachePolicy, PipelineRef, TrackingTarget
 from stackwise.errors import PipelineValidationError, StateStoreError, StepCancelledError
-from stackwise.orchestrators.local.executor import EventSink, Executor, StepEvent
-from stackwise.orchestrators.local.state import RunRecord, StateStore, StepRecord
-from stackwise.runner import TrackingTarget, output_tags
-
-
-def new_run_id() -> str:
-    """Sortable and unique: creation time, then randomness."""
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
-
-
-def _ignore(_event: StepEvent) -> None:
-    return None
+from stackwise.interval import Interval
+from stackwise.orchestrators.base import (
+    EventSink,
+    RunRecord,
+    StepRecord,
+    ignore_event,
+    new_run_id,
+)
+from stackwise.orchestrators.local import resumption
+from stackwise.orchestrators.local.executor import Executor
+from stackwise.orchestrators.local.shield import shielded
+from stackwise.orchestrators.local.state import StateStore
+from stackwise.processes import current_identity
 
 
 class LocalOrchestrator:
@@ -43,49 +39,69 @@ class LocalOrchestrator:
         self.stack = stack
         self._state: StateStore | None = None
         self._backends: dict[str, ComputeBackend] = {}
-        self._manifest_refs: dict[tuple[str, str, str], str] = {}
         self._checked = False
         self._lock = threading.Lock()
 
     @property
     def state(self) -> StateStore:
         if self._state is None:
-            self._state = StateStore(self.stack.state_store_resolved)
+            from stackwise.orchestrators.local.cache import state_store
+
+            self._state = state_store(self.stack.state_store_resolved, self.stack.base_dir)
         return self._state
 
     def backend(self, name: str) -> ComputeBackend:
-        if name not in self._backends:
-            from stackwise.plugins import COMPUTE_BACKENDS, resolve
+        with self._lock:
+            if name not in self._backends:
+                from stackwise.plugins import COMPUTE_BACKENDS, resolve
 
-            self._backends[name] = resolve(COMPUTE_BACKENDS, "compute backend", name)()
-        return self._backends[name]
+                backend = resolve(COMPUTE_BACKENDS, "compute backend", name)(self.stack)
+                backend.open()
+                self._backends[name] = backend
+            return self._backends[name]
 
+    def close(self) -> None:
+        with self._lock:
+            backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
+            backend.close()
+
+    # -- checks ---------------------------------------------------------------------------------
     def validate(self, pipeline: Pipeline) -> list[str]:
-        by_backend: dict[str, list[str]] = {}
-        for name in pipeline.order:
-            compute = pipeline.nodes[name].definition.options.compute or self.stack.compute
-            by_backend.setdefault(compute, []).append(name)
         problems: list[str] = []
-        for compute, steps in by_backend.items():
-            problems += self.backend(compute).validate(pipeline, steps)
+        for name in pipeline.order:
+            options = pipeline.nodes[name].definition.options
+            backend = self.backend(options.compute or self.stack.compute)
+            for problem in backend.validate(options.resources, options.image):
+                problems.append(f"step {name!r} {problem}")
         return problems
 
     def preflight(self, pipeline: Pipeline, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Everything checkable before a run: parameters, backends, the state store and the
-        tracking server. Returns the resolved parameters; raises with a fix otherwise."""
+        """Everything checkable before a run: parameters, backends, the state store, the
+        artifact store and the tracking store. Returns the resolved parameters; raises with a
+        fix otherwise. The stores are probed once per process (a backfill calls this per
+        interval)."""
+        from stackwise.artifacts.store import ArtifactStore
+
         values = pipeline.resolve_params(params or {})
         problems = self.validate(pipeline)
         if problems:
             raise PipelineValidationError("; ".join(problems))
         _ = self.state
-        if not self._checked:  # once per process: a backfill calls this per interval
+        if not self._checked:
             ArtifactStore(self.stack.artifact_store_resolved).check_writable()
             if self.stack.tracking:
-                self._tracker().check_reachable()
+                self._tracker(self.stack.tracking_uri_resolved).check_reachable()
             self._checked = True
         return values
 
-    # -- run ----------------------------------------------------------------------------------
+    # -- runs -----------------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> RunRecord:
+        return self.state.get_run(run_id)
+
+    def list_runs(self, *, limit: int = 50, pipeline: str | None = None) -> list[RunRecord]:
+        return self.state.list_runs(limit=limit, pipeline=pipeline)
+
     def run(
         self,
         pipeline: Pipeline,
@@ -94,7 +110,7 @@ class LocalOrchestrator:
         max_parallel: int | None = None,
         use_cache: bool = True,
         interval: Interval | None = None,
-        on_event: EventSink = _ignore,
+        on_event: EventSink = ignore_event,
         run_id: str | None = None,
         tags: dict[str, str] | None = None,
         cancel: threading.Event | None = None,
@@ -107,50 +123,49 @@ class LocalOrchestrator:
                 "stackwise.load_pipeline('module:name') so steps can find it in any process."
             )
         values = self.preflight(pipeline, params)
+        ref = self.pipeline_ref(pipeline.ref)
+        me = current_identity()
         run = RunRecord(
-            run_id=run_id or new_run_id(),
-            pipeline=pipeline.name,
-            pipeline_ref=pipeline.ref,
-            pipeline_version=pipeline.version,
-            params=values,
-            status="RUNNING",
-            created_at=time.time(),
-            interval=interval.to_dict() if interval else None,
-            artifact_root=self.stack.artifact_store_resolved,
-            orchestrator=self.name,
+            run_id=run_id or new_run_id(), pipeline=pipeline.name, pipeline_ref=str(ref),
+            pipeline_version=pipeline.version, params=values, status="RUNNING",
+            created_at=time.time(), interval=interval.to_dict() if interval else None,
+            artifact_root=self.stack.artifact_store_resolved, orchestrator=self.name,
             compute=self.stack.compute,
-            options={
-                "max_parallel": max_parallel or self.stack.max_parallel,
-                "use_cache": use_cache,
-                "tracking": self.stack.tracking,
-                "tags": tags or {},
-            },
-            host=socket.gethostname(),
-            pid=os.getpid(),
+            options={"max_parallel": max_parallel or self.stack.max_parallel,
+                     "use_cache": use_cache, "tracking": self.stack.tracking,
+                     "cache_store": self.stack.cache, "tags": tags or {},
+                     "secret_defaults": resumption.secret_defaults(pipeline, params or {})},
+            host=me.host, pid=me.pid, pid_start=me.start,
             steps={n: StepRecord(n) for n in pipeline.order},
-        )
-        state = self.state  # open it (and fail) before MLflow gets a run
-        tracking = self._open_parent_run(pipeline, run) if self.stack.tracking else None
+        )  # fmt: skip
+        if self.stack.tracking:
+            run.tracking_uri = self.stack.tracking_uri_resolved
+        # The state record first: every MLflow run opened after it can be found from it.
+        self.state.create_run(run, list(pipeline.order))
         try:
-            state.create_run(run, list(pipeline.order))
-        except Exception:
-            if tracking is not None:
-                self._tracker().end_run(tracking.parent_run_id, "FAILED")
+            target = self._open_tracking(pipeline, run) if self.stack.tracking else None
+        except BaseException as exc:
+            run.status, run.ended_at = "FAILED", time.time()
+            run.error = f"{type(exc).__name__}: {exc}"
+            self.state.update_run(run.run_id, status="FAILED", error=run.error,
+                                  ended_at=run.ended_at)  # fmt: skip
             raise
-        return self._execute(pipeline, run, tracking, on_event, cancel)
+        return self._execute(pipeline, ref, run, target, on_event, cancel)
 
-    # -- resume -------------------------------------------------------------------------------
     def resume(
         self,
         run_id: str,
+        params: dict[str, Any] | None = None,
         *,
-        on_event: EventSink = _ignore,
+        on_event: EventSink = ignore_event,
         max_parallel: int | None = None,
         cancel: threading.Event | None = None,
     ) -> RunRecord:
         """Rerun what did not succeed in an earlier run (failed, killed, or stale after its
-        process died), reusing the outputs of the steps that did."""
-        from stackwise.authoring.loader import load_pipeline
+        process died), reusing the outputs of the steps that did, unless their code changed
+        since (then they and their downstream steps rerun; `options["changed_steps"]` says
+        which). Secret parameters are taken again from `params` (or the environment)."""
+        from stackwise.bundles import load_pipeline_ref
 
         run = self.state.get_run(run_id)
         if run.status == "SUCCEEDED":
@@ -160,66 +175,83 @@ class LocalOrchestrator:
                 f"run {run.run_id} is still running (pid {run.pid} on {run.host}); wait for it, "
                 "or stop it first (Ctrl-C or kill), then resume."
             )
-        pipeline = load_pipeline(run.pipeline_ref)
-        missing = [s for s in run.steps if s not in pipeline.nodes]
-        if missing or set(pipeline.order) != set(run.steps):
+        ref = self.pipeline_ref(run.pipeline_ref)
+        pipeline = load_pipeline_ref(ref)
+        if set(pipeline.order) != set(run.steps):
             raise StateStoreError(
                 f"run {run.run_id} was made with steps {list(run.steps)} but the pipeline now has "
                 f"{list(pipeline.order)}; start a new run with `stackwise run` instead."
             )
+        run.params = resumption.restore_params(run, pipeline, params or {})
         problems = self.validate(pipeline)
         if problems:
             raise PipelineValidationError("; ".join(problems))
+        tracking = bool(run.options.get("tracking", True) and run.tracking_uri)
+        if run.tracking_uri and tracking:
+            self._tracker(run.tracking_uri).check_reachable()
         if not self.state.claim(run):
             raise StateStoreError(
                 f"run {run.run_id} was resumed by another process just now; watch it with "
                 f"`stackwise runs show {run.run_id}`."
             )
+        resumption.wait_for_workers(run)
         if max_parallel:
             run.options["max_parallel"] = max_parallel
-        run.status, run.pipeline_version = "RUNNING", pipeline.version
+        changed = resumption.reset_steps(run, pipeline, self.state, self.stack)
+        run.options["changed_steps"] = changed
+        run.pipeline_version = pipeline.version
         self.state.update_run(run.run_id, pipeline_version=pipeline.version, options=run.options)
-        store = ArtifactStore(run.artifact_root)
-        for record in run.steps.values():
-            keep = record.status == "SUCCEEDED" and all(
-                store.exists(ArtifactRef.from_dict(o)) for o in record.outputs.values()
-            )
-            if not keep:
-                record.status, record.error, record.cached, record.outputs = (
-                    "PENDING",
-                    None,
-                    False,
-                    {},
-                )
-                self.state.update_step(run.run_id, record.name, status="PENDING", error=None,
-                                       cached=False, outputs={})  # fmt: skip
-        tracking = None
-        if run.options.get("tracking", True) and run.mlflow_run_id and run.experiment_id:
-            tracker = self._tracker(run.tracking_uri)
-            tracker.close_open_children(run.experiment_id, run.mlflow_run_id, "KILLED")
-            tracker.reopen(run.mlflow_run_id)
-            tracking = self._tracking_target(pipeline, run)
-        return self._execute(pipeline, run, tracking, on_event, cancel)
+        target = self._reopen_tracking(pipeline, run) if tracking else None
+        return self._execute(pipeline, ref, run, target, on_event, cancel)
 
-    # -- shared -------------------------------------------------------------------------------
+    # -- shared ---------------------------------------------------------------------------------
+    def pipeline_ref(self, ref: str) -> PipelineRef:
+        """A run's pipeline reference in portable form (relative to the project folder)."""
+        from stackwise.bundles import portable_ref
+
+        return portable_ref(ref, self.stack.base_dir)
+
     def _execute(
         self,
         pipeline: Pipeline,
+        ref: PipelineRef,
         run: RunRecord,
-        tracking: TrackingTarget | None,
+        target: TrackingTarget | None,
         on_event: EventSink,
         cancel: threading.Event | None = None,
     ) -> RunRecord:
+        from stackwise.invocations import build_invocation
+
+        store = run.options.get("cache_store", "state")
+        cache = CachePolicy(
+            read=bool(run.options.get("use_cache", True)),
+            store=store,
+            state_store=self.stack.state_store_resolved if store == "state" else None,
+        )
+        artifact_root = run.artifact_root
+        interval = Interval.from_dict(run.interval) if run.interval else None
+
+        def invocation_for(step: str, attempt: int) -> Any:
+            node = pipeline.nodes[step]
+            inputs = {
+                name: run.steps[b.step or ""].outputs[b.output or ""]
+                for name, b in node.bindings.items()
+                if b.kind == "output"
+            }
+            return build_invocation(
+                pipeline, step, ref=ref, run_id=run.run_id, params=run.params,
+                artifact_root=artifact_root, interval=interval, attempt=attempt,
+                tracking=target, cache=cache, orchestrator=self.name,
+                default_compute=self.stack.compute, inputs=inputs,
+            )  # fmt: skip
+
         executor = Executor(
             pipeline=pipeline,
             run=run,
             state=self.state,
-            store=ArtifactStore(run.artifact_root),
             backends={c: self.backend(c) for c in self._computes(pipeline)},
-            default_compute=self.stack.compute,
-            tracking=tracking,
+            invocation_for=invocation_for,
             on_event=on_event,
-            record_cached=lambda rec, src: self._record_cached(tracking, rec, src),
             cancel=cancel,
         )
         status, error = "FAILED", None
@@ -236,24 +268,19 @@ class LocalOrchestrator:
             raise
         finally:
             run.status, run.error, run.ended_at = status, error, time.time()
-            self._close(run, tracking, sweep=status != "SUCCEEDED" or executor.abandoned)
+            with shielded():
+                self._close(run, target, sweep=status != "SUCCEEDED" or executor.abandoned)
         return run
 
-    def _close(self, run: RunRecord, tracking: TrackingTarget | None, sweep: bool) -> None:
-        """Close the state record and the MLflow runs with one final status, even when the
-        process is being interrupted. Child runs close themselves; only after an
-        interruption, a failure or an abandoned attempt are leftovers searched for."""
+    def _close(self, run: RunRecord, target: TrackingTarget | None, sweep: bool) -> None:
+        """Close the state record and the MLflow runs with one final status. Child runs close
+        themselves; only after an interruption, a failure or an abandoned attempt are
+        leftovers searched for."""
         try:
-            if tracking is not None:
-                tracker = self._tracker(tracking.uri)
-                if sweep:
-                    leftover = "KILLED" if run.status == "KILLED" else "FAILED"
-                    tracker.close_open_children(
-                        tracking.experiment_id, tracking.parent_run_id, leftover
-                    )
-                tracker.end_run(
-                    tracking.parent_run_id, "FINISHED" if run.status == "SUCCEEDED" else run.status
-                )
+            if target is not None and target.parent_run_id:
+                from stackwise.tracking.layout import RunLayout
+
+                RunLayout.for_target(target).close_parent(target, run.status, sweep=sweep)
         finally:
             self.state.update_run(
                 run.run_id, status=run.status, error=run.error, ended_at=run.ended_at
@@ -265,121 +292,71 @@ class LocalOrchestrator:
             for n in pipeline.order
         }
 
-    def _tracker(self, uri: str | None = None) -> Any:
+    @staticmethod
+    def _tracker(uri: str) -> Any:
         from stackwise.tracking.mlflow_tracker import tracker_for
 
-        return tracker_for(uri or self.stack.tracking_uri_resolved)
+        return tracker_for(uri)
 
-    def _open_parent_run(self, pipeline: Pipeline, run: RunRecord) -> TrackingTarget:
-        """The parent run costs create_run + set_terminated, plus one log_batch when there
-        are parameters or this process's manifest is not yet in MLflow."""
-        from stackwise.tracking.redaction import redact_params
+    # -- tracking -------------------------------------------------------------------------------
+    def _target(self, pipeline: Pipeline, run: RunRecord) -> TrackingTarget:
+        from stackwise.invocations import tracking_target
+        from stackwise.tracking.layout import PipelineRunInfo, manifest_folder
 
-        tracker = self._tracker()
-        experiment = self.stack.experiment or pipeline.name
-        run.tracking_uri = tracker.uri
-        run.experiment_id = tracker.experiment_id(experiment, self.stack.mlflow_artifacts_resolved)
-        manifest, digest = self._manifest(pipeline, run)
-        known = self._manifest_refs.get((tracker.uri, run.experiment_id, digest))
-        tags = self._run_tags(pipeline, run)
-        tags["stackwise.environment.digest"] = digest
-        if known:
-            tags["stackwise.environment"] = known
-        parent = tracker.start_run(run.experiment_id, f"{pipeline.name} {run.run_id}", tags)
-        run.mlflow_run_id = parent.info.run_id
-        try:
-            extra: dict[str, str] = {}
-            if not known:
-                extra["stackwise.environment"] = self._log_manifest(tracker, run, manifest, digest)
-            if run.params or extra:
-                tracker.log(run.mlflow_run_id, params=redact_params(run.params), tags=extra)
-        except BaseException:
-            tracker.end_run(run.mlflow_run_id, "FAILED")
-            raise
-        return self._tracking_target(pipeline, run)
+        info = PipelineRunInfo(
+            pipeline=pipeline.name, version=run.pipeline_version, ref=run.pipeline_ref,
+            run_id=run.run_id, orchestrator=run.orchestrator, compute=run.compute,
+            interval=Interval.from_dict(run.interval) if run.interval else None,
+            source_folder=manifest_folder(pipeline.source_file),
+            extra_tags=run.options.get("tags") or {},
+        )  # fmt: skip
+        return tracking_target(
+            run.tracking_uri or self.stack.tracking_uri_resolved,
+            self.stack.experiment or pipeline.name,
+            info, artifact_location=self.stack.mlflow_artifacts_resolved,
+        )  # fmt: skip
 
-    def _log_manifest(
-        self, tracker: Any, run: RunRecord, manifest: dict[str, Any], digest: str
-    ) -> str:
-        """Log this process's manifest on `run` and remember it: later runs of this process
-        (a backfill's hundreds of intervals) point at this copy instead of logging it again."""
-        assert run.mlflow_run_id and run.experiment_id
-        tracker.log_json(run.mlflow_run_id, manifest, "stackwise/environment.json")
-        ref = f"runs:/{run.mlflow_run_id}/stackwise/environment.json"
+    def _open_tracking(self, pipeline: Pipeline, run: RunRecord) -> TrackingTarget:
+        from stackwise.tracking.layout import RunLayout, manifest_folder
+
+        target = self._target(pipeline, run)
+        layout = RunLayout.for_target(target)
+        target = layout.open_parent(
+            target, run.run_id, run.params, source_folder=manifest_folder(pipeline.source_file)
+        )
+        assert target.experiment_id is not None
+        self._sweep_once(layout, target.experiment_id)
+        run.mlflow_run_id, run.experiment_id = target.parent_run_id, target.experiment_id
+        self.state.update_run(
+            run.run_id, mlflow_run_id=run.mlflow_run_id, experiment_id=run.experiment_id,
+            tracking_uri=run.tracking_uri,
+        )  # fmt: skip
+        return target
+
+    def _reopen_tracking(self, pipeline: Pipeline, run: RunRecord) -> TrackingTarget:
+        """Before a resume: the parent (found by the run id when the state record lacks it),
+        leftovers closed, the parent RUNNING again and its code version updated, so MLflow
+        and the state store agree."""
+        from stackwise.tracking import tags as T
+        from stackwise.tracking.layout import RunLayout
+
+        target = self._open_tracking(pipeline, run)
+        layout = RunLayout.for_target(target)
+        layout.reopen_parent(target)
+        assert target.parent_run_id is not None
+        layout.tracker.log(target.parent_run_id, tags={T.PIPELINE_VERSION: run.pipeline_version})
+        return target.model_copy(
+            update={"run_tags": {**target.run_tags, T.PIPELINE_VERSION: run.pipeline_version}}
+        )
+
+    def _sweep_once(self, layout: Any, experiment_id: str) -> None:
+        key = (layout.tracker.uri, experiment_id)
         with self._lock:
-            self._manifest_refs[(tracker.uri, run.experiment_id, digest)] = ref
-        return ref
+            if key in _swept:
+                return
+            _swept.add(key)
+        layout.sweep_dead_owners(experiment_id)
 
-    def _manifest(self, pipeline: Pipeline, run: RunRecord) -> tuple[dict[str, Any], str]:
-        from stackwise.tracking.manifest import cached_manifest
 
-        folder = str(Path(pipeline.source_file).parent) if pipeline.source_file else os.getcwd()
-        return cached_manifest(
-            folder, run.orchestrator, run.compute, os.environ.get("STACKWISE_IMAGE")
-        )
-
-    def _tracking_target(self, pipeline: Pipeline, run: RunRecord) -> TrackingTarget:
-        """What every step of this run needs to record itself; after `resume` in a new
-        process, this process's manifest is attached to the parent first."""
-        assert run.mlflow_run_id and run.experiment_id
-        tracker = self._tracker(run.tracking_uri)
-        manifest, digest = self._manifest(pipeline, run)
-        ref = self._manifest_refs.get((tracker.uri, run.experiment_id, digest))
-        if ref is None:
-            ref = self._log_manifest(tracker, run, manifest, digest)
-            env_tags = {"stackwise.environment": ref, "stackwise.environment.digest": digest}
-            tracker.log(run.mlflow_run_id, tags=env_tags)
-        return TrackingTarget(
-            uri=run.tracking_uri or self.stack.tracking_uri_resolved,
-            experiment_id=run.experiment_id,
-            parent_run_id=run.mlflow_run_id,
-            tags=self._run_tags(pipeline, run),
-            manifest_digest=digest,
-            manifest_artifact=ref,
-        )
-
-    def _run_tags(self, pipeline: Pipeline, run: RunRecord) -> dict[str, str]:
-        from stackwise.tracking.manifest import git_info
-
-        tags = {
-            "stackwise.pipeline": pipeline.name,
-            "stackwise.pipeline_version": run.pipeline_version,
-            "stackwise.pipeline_ref": run.pipeline_ref,
-            "stackwise.run_id": run.run_id,
-            "stackwise.orchestrator": run.orchestrator,
-            "stackwise.compute": run.compute,
-            "mlflow.source.name": run.pipeline_ref,
-        }
-        folder = str(Path(pipeline.source_file).parent) if pipeline.source_file else os.getcwd()
-        git = git_info(folder)
-        if git:
-            tags["mlflow.source.git.commit"] = git["commit"]
-            tags["stackwise.git.dirty"] = str(git["dirty"]).lower()
-        if run.interval:
-            tags["stackwise.logical_date"] = run.interval["logical_date"]
-            tags["stackwise.data_interval_start"] = run.interval["start"]
-            tags["stackwise.data_interval_end"] = run.interval["end"]
-        for key, value in (run.options.get("tags") or {}).items():
-            tags[str(key)] = str(value)
-        return tags
-
-    def _record_cached(
-        self, tracking: TrackingTarget | None, record: StepRecord, source_mlflow: str | None
-    ) -> str | None:
-        """A cache hit still gets a (cheap) child run, so that lineage and the MLflow UI show
-        every step of every run and where its outputs came from."""
-        if tracking is None:
-            return None
-        tracker = self._tracker(tracking.uri)
-        tags = {**tracking.tags, "stackwise.step": record.name, "stackwise.cached": "true",
-                "stackwise.status": "SUCCEEDED",
-                "stackwise.environment": tracking.manifest_artifact or "",
-                "stackwise.environment.digest": tracking.manifest_digest or ""}  # fmt: skip
-        if source_mlflow:
-            tags["stackwise.cached_from"] = source_mlflow
-        tags.update(output_tags(record.outputs))
-        child = tracker.start_run(
-            tracking.experiment_id, f"{record.name} (cached)", tags, tracking.parent_run_id
-        )
-        tracker.end_run(child.info.run_id, "FINISHED")
-        return str(child.info.run_id)
+#: (tracking URI, experiment) already swept for runs of dead processes in this process.
+_swept: set[tuple[str, str]] = set()

@@ -2,99 +2,46 @@
 PostgreSQL, through SQLAlchemy Core. Only the orchestrator's main thread writes, so there is
 no locking inside a run; across processes the database's own transactions suffice.
 
-A run records the host and pid that own it, so that a run left RUNNING by a process that was
-SIGKILLed is recognised as stale and can be resumed.
+A run records the process that owns it (host, pid and start time), so that a run left RUNNING
+by a process that was SIGKILLed is recognised as stale and can be resumed, even when its pid
+now belongs to another process. The values of secret-named parameters are never stored.
+Columns added by later versions are added to an older store when it is opened.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
+from stackwise.artifacts.store import ArtifactRef
+from stackwise.caching import CacheEntry
 from stackwise.errors import RunNotFoundError, StateStoreError
+from stackwise.orchestrators.base import RUN_TERMINAL, RunRecord, StepRecord
+from stackwise.processes import current_identity
+from stackwise.tracking.redaction import REDACTED, is_secret_name
 
-RUN_TERMINAL = ("SUCCEEDED", "FAILED", "KILLED")
-
-
-@dataclasses.dataclass
-class StepRecord:
-    name: str
-    status: str = "PENDING"
-    attempt: int = 0
-    cached: bool = False
-    mlflow_run_id: str | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    duration_s: float | None = None
-    outputs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
-    error: str | None = None
-    cache_key: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class CacheEntry:
-    outputs: dict[str, dict[str, Any]]
-    metrics: dict[str, float]
-    run_id: str
-    mlflow_run_id: str | None
-
-
-@dataclasses.dataclass
-class RunRecord:
-    run_id: str
-    pipeline: str
-    pipeline_ref: str
-    pipeline_version: str
-    params: dict[str, Any]
-    status: str
-    created_at: float
-    interval: dict[str, str] | None = None
-    mlflow_run_id: str | None = None
-    experiment_id: str | None = None
-    tracking_uri: str | None = None
-    artifact_root: str = ""
-    orchestrator: str = "local"
-    compute: str = "local"
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    ended_at: float | None = None
-    host: str | None = None
-    pid: int | None = None
-    error: str | None = None
-    steps: dict[str, StepRecord] = dataclasses.field(default_factory=dict)
-
-    @property
-    def stale(self) -> bool:
-        """RUNNING, but its owning process on this host is gone (SIGKILL, power loss)."""
-        if self.status != "RUNNING" or self.pid is None:
-            return False
-        if self.host != socket.gethostname():
-            return False
-        return not pid_alive(self.pid)
+__all__ = ["RUN_TERMINAL", "RunRecord", "StateStore", "StepRecord", "create_tables"]
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is dead for our purposes
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+    """Kept for callers of stackwise 0.1; see stackwise.processes."""
+    from stackwise.processes import pid_alive as alive
+
+    return alive(pid)
 
 
 class StateStore:
-    def __init__(self, url: str) -> None:
+    """`base_dir`: the project folder (default: the current folder). Store locations inside
+    it (the tracking store, the artifact store) are kept relative to it, so that a moved or
+    renamed project still finds its runs' stores; they are resolved against it again when
+    read."""
+
+    def __init__(self, url: str, base_dir: Path | None = None) -> None:
         self.url = url
+        self.base_dir = (base_dir or Path.cwd()).resolve()
         try:
             self._open()
         except StateStoreError:
@@ -142,6 +89,7 @@ class StateStore:
             sa.Column("ended_at", sa.Float),
             sa.Column("host", sa.String(256)),
             sa.Column("pid", sa.Integer),
+            sa.Column("pid_start", sa.String(64)),
             sa.Column("error", sa.Text),
         )  # fmt: skip
         self.steps = sa.Table(
@@ -160,6 +108,8 @@ class StateStore:
             sa.Column("metrics", sa.Text),
             sa.Column("error", sa.Text),
             sa.Column("cache_key", sa.String(64)),
+            sa.Column("code_version", sa.String(64)),
+            sa.Column("worker", sa.String(320)),
         )  # fmt: skip
         self.cache = sa.Table(
             "stackwise_cache", md,
@@ -173,6 +123,7 @@ class StateStore:
             sa.Column("created_at", sa.Float, nullable=False),
         )  # fmt: skip
         create_tables(md, self.engine)
+        add_missing_columns(self.engine, [self.runs, self.steps])
 
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, run: RunRecord, step_names: list[str]) -> None:
@@ -192,31 +143,24 @@ class StateStore:
                 ],
             )
 
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                self.runs.update().where(self.runs.c.run_id == run_id).values(**_encode(fields))
-            )
-
     def claim(self, run: RunRecord) -> bool:
         """Take ownership of a stale, failed or killed run for resuming. Atomic: of two
         processes resuming the same run, exactly one wins."""
         cond = (self.runs.c.run_id == run.run_id) & (self.runs.c.status == run.status)
         if run.pid is not None:
             cond = cond & (self.runs.c.pid == run.pid)
+        me = current_identity()
         with self.engine.begin() as conn:
             result = conn.execute(
                 self.runs.update()
                 .where(cond)
-                .values(
-                    status="RUNNING",
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    ended_at=None,
-                    error=None,
-                )
+                .values(status="RUNNING", host=me.host, pid=me.pid, pid_start=me.start,
+                        ended_at=None, error=None)  # fmt: skip
             )
-            return bool(result.rowcount == 1)
+            if result.rowcount != 1:
+                return False
+        run.status, run.host, run.pid, run.pid_start = "RUNNING", me.host, me.pid, me.start
+        return True
 
     def get_run(self, run_id: str) -> RunRecord:
         import sqlalchemy as sa
@@ -262,29 +206,14 @@ class StateStore:
                 .values(**_encode(fields))
             )
 
-    def finish_step(self, run_id: str, record: StepRecord, pipeline: str, cache: bool) -> None:
-        """Record a finished step and, when it succeeded with a cache key, its cache entry,
-        in one transaction."""
-
-        row = self._step_row(record)
+    def finish_step(self, run_id: str, record: StepRecord) -> None:
+        """Record a step's outcome (its cache entry is the runner's, see stackwise.caching)."""
         with self.engine.begin() as conn:
             conn.execute(
                 self.steps.update()
                 .where((self.steps.c.run_id == run_id) & (self.steps.c.step == record.name))
-                .values(**row)
+                .values(**self._step_row(record))
             )
-            if cache and record.status == "SUCCEEDED" and record.cache_key and not record.cached:
-                entry = {
-                    "cache_key": record.cache_key,
-                    "pipeline": pipeline,
-                    "step": record.name,
-                    "outputs": row["outputs"],
-                    "metrics": row["metrics"],
-                    "run_id": run_id,
-                    "mlflow_run_id": record.mlflow_run_id,
-                    "created_at": time.time(),
-                }
-                conn.execute(self._upsert_cache(entry))
 
     def _upsert_cache(self, entry: dict[str, Any]) -> Any:
         """Insert or replace in one statement: two processes finishing the same cached step
@@ -309,31 +238,63 @@ class StateStore:
         if row is None:
             return None
         return CacheEntry(
-            outputs=json.loads(row.outputs),
+            key=key,
+            pipeline=row.pipeline,
+            step=row.step,
+            outputs=_refs(json.loads(row.outputs)),
             metrics=json.loads(row.metrics) if row.metrics else {},
             run_id=row.run_id,
             mlflow_run_id=row.mlflow_run_id,
+            created_at=row.created_at,
         )
 
+    def cache_record(self, entry: CacheEntry) -> None:
+        """Insert or replace a cache entry (two processes recording one key both succeed)."""
+        row = {
+            "cache_key": entry.key, "pipeline": entry.pipeline, "step": entry.step,
+            "outputs": json.dumps({k: v.model_dump() for k, v in entry.outputs.items()}),
+            "metrics": _dumps(entry.metrics), "run_id": entry.run_id,
+            "mlflow_run_id": entry.mlflow_run_id, "created_at": entry.created_at,
+        }  # fmt: skip
+        with self.engine.begin() as conn:
+            conn.execute(self._upsert_cache(row))
+
     # -- rows ---------------------------------------------------------------------------------
-    @staticmethod
-    def _run_row(run: RunRecord) -> dict[str, Any]:
-        row = dataclasses.asdict(run)
+    def _run_row(self, run: RunRecord) -> dict[str, Any]:
+        row = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
         row.pop("steps")
-        return _encode(row)
+        row["params"] = stored_params(run.params)
+        return self._portable(_encode(row))
+
+    def _portable(self, row: dict[str, Any]) -> dict[str, Any]:
+        if row.get("tracking_uri"):
+            row["tracking_uri"] = relative_uri(row["tracking_uri"], self.base_dir)
+        if row.get("artifact_root"):
+            row["artifact_root"] = relative_uri(row["artifact_root"], self.base_dir)
+        return row
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.runs.update()
+                .where(self.runs.c.run_id == run_id)
+                .values(**self._portable(_encode(fields)))
+            )
 
     @staticmethod
     def _step_row(step: StepRecord) -> dict[str, Any]:
-        row = dataclasses.asdict(step)
+        row = {f.name: getattr(step, f.name) for f in dataclasses.fields(step)}
         row.pop("name")
         return _encode(row)
 
-    @staticmethod
-    def _run_from_row(row: Any) -> RunRecord:
+    def _run_from_row(self, row: Any) -> RunRecord:
         data = dict(row._mapping)
         data["params"] = json.loads(data["params"])
         data["options"] = json.loads(data["options"])
         data["interval"] = json.loads(data["interval"]) if data["interval"] else None
+        for key in ("tracking_uri", "artifact_root"):
+            if data.get(key):
+                data[key] = resolved_uri(data[key], self.base_dir)
         return RunRecord(**data)
 
     @staticmethod
@@ -342,10 +303,64 @@ class StateStore:
         data.pop("run_id")
         data.pop("position")
         name = data.pop("step")
-        data["outputs"] = json.loads(data["outputs"])
+        data["outputs"] = _refs(json.loads(data["outputs"]))
         data["metrics"] = json.loads(data["metrics"]) if data["metrics"] else {}
         data["cached"] = bool(data["cached"])
         return StepRecord(name=name, **data)
+
+
+def relative_uri(uri: str, base: Path) -> str:
+    """`sqlite:////base/x.db` -> `sqlite:///x.db`, `file:///base/art` -> `art` when inside
+    `base`; anything else as it is."""
+    from stackwise.artifacts.store import local_path
+
+    prefix, path = "", None
+    if uri.startswith("sqlite:////"):
+        prefix, path = "sqlite:///", Path(uri.removeprefix("sqlite:///"))
+    elif uri.startswith("file://"):
+        path = local_path(uri)
+    if path is None:
+        return uri
+    try:
+        return prefix + path.relative_to(base).as_posix()
+    except ValueError:
+        return uri
+
+
+def resolved_uri(uri: str, base: Path) -> str:
+    """The inverse of `relative_uri`, against this project's folder."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(base / uri.removeprefix("sqlite:///"))
+    if "://" not in uri and not uri.startswith("/"):
+        return (base / uri).as_uri()
+    return uri
+
+
+def stored_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as the state store keeps them: secret-named ones masked."""
+    return {k: REDACTED if is_secret_name(k) else v for k, v in params.items()}
+
+
+def _refs(data: dict[str, Any]) -> dict[str, ArtifactRef]:
+    return {k: ArtifactRef.from_dict(v) for k, v in data.items()}
+
+
+def _dumps(value: Any) -> str:
+    """JSON that any reader accepts: non-finite floats are stored as null."""
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, ArtifactRef):
+            return v.model_dump()
+        return v
+
+    return json.dumps(clean(value), default=str)
 
 
 def create_tables(md: Any, engine: Any) -> None:
@@ -365,11 +380,32 @@ def create_tables(md: Any, engine: Any) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
+def add_missing_columns(engine: Any, tables: list[Any]) -> None:
+    """Add the nullable columns a newer stackwise defines to a store an older one created."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(engine)
+    for table in tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(
+                        sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                    )
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+                if "duplicate" not in str(exc).lower() and "exists" not in str(exc).lower():
+                    raise  # another process added it at the same moment otherwise
+
+
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in fields.items():
         if key in ("params", "options", "outputs", "interval", "metrics"):
-            out[key] = json.dumps(value, default=str) if value is not None else None
+            out[key] = _dumps(value) if value is not None else None
         else:
             out[key] = value
     if "outputs" in out and out["outputs"] is None:
