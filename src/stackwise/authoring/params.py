@@ -59,7 +59,7 @@ def check_supported(spec: ParamSpec, pipeline: str) -> None:
         raise PipelineValidationError(
             f"pipeline {pipeline!r}: parameter {spec.name!r} has type {spec.type_name}, which "
             "cannot be given on the command line; use int, float, str, bool, list, dict, "
-            "Literal[...] or Optional of those."
+            "Literal[...], or Optional / `X | None` of those."
         )
     if not spec.required:
         if isinstance(spec.default, str) and _accepts_non_str(spec.annotation):

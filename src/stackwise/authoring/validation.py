@@ -157,16 +157,23 @@ def _check_types(
         )
 
 
+def is_union(annotation: Any) -> bool:
+    """`X | Y` (types.UnionType, PEP 604) or `typing.Union[X, Y]` / `Optional[X]`."""
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
 def compatible(produced: Any, expected: Any) -> bool:
     """Whether a value annotated `produced` may be passed where `expected` is declared.
+    Unions either way: every member of a produced union must fit, and a value fits an
+    expected union when it fits one member (so `X | None` and `Optional[X]` are one type).
     Lenient where Python's typing cannot decide (Any, unknown generics, TypeVars)."""
-    if produced is Any or expected is Any or produced is expected:
+    if produced is Any or expected is Any or produced == expected:
         return True
-    p_origin, e_origin = typing.get_origin(produced), typing.get_origin(expected)
-    if e_origin in (typing.Union, types.UnionType):
-        return any(compatible(produced, arg) for arg in typing.get_args(expected))
-    if p_origin in (typing.Union, types.UnionType):
+    if is_union(produced):
         return all(compatible(arg, expected) for arg in typing.get_args(produced))
+    if is_union(expected):
+        return any(compatible(produced, arg) for arg in typing.get_args(expected))
+    p_origin, e_origin = typing.get_origin(produced), typing.get_origin(expected)
     p_cls, e_cls = p_origin or produced, e_origin or expected
     if not isinstance(p_cls, type) or not isinstance(e_cls, type):
         return True
