@@ -15,23 +15,43 @@ from stackwise.errors import PipelineValidationError, did_you_mean
 if TYPE_CHECKING:
     from stackwise.authoring.pipeline import Pipeline, StepNode
 
-# Step names become Airflow task ids, KFP component names and MLflow run names.
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
+# Step and pipeline names become Airflow task and DAG ids (at most 250 characters), KFP
+# component names, MLflow run and experiment names, file names and keys of the state store
+# (128 characters for a step), so they keep to the characters all of these accept.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+MAX_NAME_LENGTH = 128
+
+
+def check_name(kind: str, name: object, where: str = "") -> None:
+    """Raises PipelineValidationError unless `name` (of a "step" or "pipeline") is 1 to 128
+    letters, digits, '_' or '-', starting with a letter or '_'."""
+    prefix = f"{where}: " if where else ""
+    if not isinstance(name, str):
+        raise PipelineValidationError(
+            f"{prefix}{kind} name {name!r} is not a string; give a name such as 'train_model'."
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise PipelineValidationError(
+            f"{prefix}{kind} name {name[:24]!r}... is {len(name)} characters long; the limit is "
+            f"{MAX_NAME_LENGTH}: give it a shorter name."
+        )
+    if not _NAME.fullmatch(name):
+        raise PipelineValidationError(
+            f"{prefix}{kind} name {name!r} is not valid; use letters, digits, '_' or '-' and "
+            "start with a letter."
+        )
 
 
 def validate_pipeline(
     pipeline: Pipeline, nodes: Sequence[StepNode], params: Sequence[ParamSpec]
 ) -> None:
+    check_name("pipeline", pipeline.name)
     where = f"pipeline {pipeline.name!r}"
     if not nodes:
         raise PipelineValidationError(f"{where} has no steps: call at least one @step in its body.")
     seen: set[str] = set()
     for node in nodes:
-        if not _NAME.match(node.name):
-            raise PipelineValidationError(
-                f"{where}: step name {node.name!r} is not valid; use letters, digits, '_' or '-' "
-                "and start with a letter."
-            )
+        check_name("step", node.name, where)
         if node.name in seen:
             raise PipelineValidationError(
                 f"{where}: two steps are named {node.name!r}; give the second call its own name "
