@@ -149,4 +149,3 @@ def test_in_a_real_run_the_bad_name_fails_the_call_and_the_good_one_reaches_mlfl
     client = MlflowClient(stack.tracking_uri_resolved)
     metrics = client.get_run(step.mlflow_run_id or "").data.metrics
     assert metrics == {"a..b": 0.25, "refused_at_call": 1.0}
-

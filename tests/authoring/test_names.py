@@ -60,7 +60,7 @@ def test_a_pipeline_name_over_the_limit_says_the_limit() -> None:
 def test_a_parameter_given_twice_is_refused() -> None:
     with pytest.raises(ParameterError) as exc:
         parse_assignments(["k=5", "other=1", "k =7"])
-    assert "parameter 'k' is given twice (-p k=5 and -p k =7); pass it once." == exc.value.message
+    assert exc.value.message == "parameter 'k' is given twice (-p k=5 and -p k =7); pass it once."
     assert parse_assignments(["k=5", "j=5"]) == {"k": "5", "j": "5"}
 
 
