@@ -138,7 +138,9 @@ _NEEDS = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(_PROFILES, _NEEDS)
 def test_without_a_kubernetes_side_compute_needs_never_move_the_orchestrator(
     advise_for: Advise, profile: dict[str, Any], needs: dict[str, Any]
