@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import datetime as dt
+import functools
 import math
 import operator
 import os
@@ -155,6 +156,11 @@ def mlflow_key_problem(name: object) -> str | None:
     MLflow may store names as files); at most 250 characters."""
     if not isinstance(name, str):
         return f"it is not a string (got {type(name).__name__})"
+    return _str_key_problem(name)
+
+
+@functools.lru_cache(maxsize=4096)  # a step logs the same few names in its loops
+def _str_key_problem(name: str) -> str | None:
     if name == "":
         return "it is empty"
     allowed = _MLFLOW_KEY_WINDOWS if os.name == "nt" else _MLFLOW_KEY
