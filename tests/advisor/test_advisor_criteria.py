@@ -37,7 +37,7 @@ def test_ids_are_unique_and_name_their_option() -> None:
 
 def test_conditions_read_known_facts_and_decisions_only_read_earlier_ones() -> None:
     for decision, c in ALL:
-        for condition in c.when:
+        for condition in c.conditions():
             assert condition.fact in KNOWN_FACTS, (c.id, condition.fact)
             if decision == "orchestrator":  # decided first: cannot depend on any decision
                 assert condition.fact not in DECISION_FACTS, c.id

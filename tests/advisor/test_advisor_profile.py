@@ -81,7 +81,8 @@ def test_empty_file_is_an_empty_profile(tmp_path: Path) -> None:
             "code_changes_per_day: 2.5\n",
             "key 'code_changes_per_day' = 2.5 is not allowed; allowed: a whole number >= 0",
         ),
-        ("image_build_minutes: -1\n", "allowed: a number >= 0"),
+        ("image_build_minutes: -1\n", "allowed: a finite number >= 0"),
+        ("image_build_minutes: .inf\n", "= inf is not allowed; allowed: a finite number >= 0"),
         ("image_build_minutes: true\n", "key 'image_build_minutes' = True is not allowed"),
         (
             "distributed_training: {nodes: 0}\n",

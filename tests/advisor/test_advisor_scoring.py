@@ -134,13 +134,16 @@ def test_multi_tenancy_alone_chooses_kubeflow_on_kubernetes_and_warns(
     } <= _warnings(advice)
 
 
-def test_multi_node_gpu_training_alone_chooses_kubeflow(advise_for: Advise) -> None:
+def test_multi_node_gpu_training_alone_moves_compute_not_the_orchestrator(
+    advise_for: Advise,
+) -> None:
+    # Issue 20: a compute need alone used to carry the orchestrator to Kubeflow (4 > 3).
     advice = advise_for(distributed_training={"nodes": 4, "gpus_per_node": 8})
-    assert advice.orchestrator.choice == "kubeflow"
-    assert _reasons(advice.orchestrator)["kubeflow.distributed_gpus"] == 4
-    # Ray (horizontal scaling) and Kubernetes (GPU scheduling + Kubeflow's cluster) tie.
-    assert advice.compute.scores == {"local": 3, "ray": 4, "kubernetes": 4}
-    assert advice.compute.choice == "ray" and advice.compute.tie
+    assert advice.orchestrator.choice == "local"
+    assert "kubeflow.distributed_gpus" not in _reasons(advice.orchestrator)
+    # Ray (horizontal scaling) over Kubernetes (GPU scheduling, but no cluster to share).
+    assert advice.compute.scores == {"local": 3, "ray": 4, "kubernetes": 3}
+    assert advice.compute.choice == "ray" and not advice.compute.tie
     (gpu_warning,) = [w for w in advice.warnings if w.id == "gpus_without_a_cluster"]
     assert "4 nodes x 8 GPUs" in gpu_warning.message
 
@@ -181,7 +184,10 @@ def test_cost_sensitivity_moves_compute_scores(
 def test_autoscaling_alone_is_one_point_each_for_the_cluster_options(advise_for: Advise) -> None:
     advice = advise_for(autoscaling=True)
     assert advice.compute.scores == {"local": 3, "ray": 1, "kubernetes": 1}
-    assert _reasons(advice.orchestrator)["kubeflow.autoscaling"] == 1
+    # A compute need: it counts for Kubeflow only with a Kubernetes-side condition.
+    assert "kubeflow.autoscaling" not in _reasons(advice.orchestrator)
+    k8s = advise_for(autoscaling=True, kubernetes_first=True)
+    assert _reasons(k8s.orchestrator)["kubeflow.autoscaling"] == 1
 
 
 # -- combinations -----------------------------------------------------------------------------
@@ -333,7 +339,9 @@ def test_standing_cluster_under_high_cost_sensitivity(advise_for: Advise) -> Non
 def test_multi_node_gpu_thresholds(
     advise_for: Advise, training: dict[str, int], orchestrator: str
 ) -> None:
-    assert advise_for(distributed_training=training).orchestrator.choice == orchestrator
+    # On a Kubernetes-first team, where the GPU need counts for Kubeflow at all.
+    advice = advise_for(distributed_training=training, kubernetes_first=True)
+    assert advice.orchestrator.choice == orchestrator
 
 
 def test_one_point_over_the_edge_and_its_flip(advise_for: Advise) -> None:

@@ -172,8 +172,9 @@ def test_parse_assignments() -> None:
     }
 
 
-def test_parse_assignments_keeps_the_last_value() -> None:
-    assert parse_assignments(["a=1", "a=2"]) == {"a": "2"}
+def test_parse_assignments_refuses_a_repeated_key() -> None:  # issue 20: was "keeps the last"
+    with pytest.raises(ParameterError, match="parameter 'a' is given twice"):
+        parse_assignments(["a=1", "a=2"])
 
 
 @pytest.mark.parametrize("item", ["novalue", "=3", " =3", ""])

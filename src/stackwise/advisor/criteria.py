@@ -9,12 +9,21 @@ same rows; a test keeps the two in step.
 
 How the weights were chosen: the embedded local options start at 3, so that one weak signal
 (weight 1-3) does not justify operating a server or a cluster, while the seed's strongest
-conditions (backfills, mandatory multi-tenancy, multi-node GPU training) carry 4 and win alone.
+conditions carry 4 and win alone: backfills (Airflow), mandatory multi-tenancy (Kubeflow) and,
+on the compute side, multi-node training (Ray).
+
+Compute needs stay on the compute side, as the seed's pattern says ("choose orchestrator based
+on workflow characteristics ..., choose compute backend based on scaling and cost
+requirements"): multi-node GPU training and autoscaling always move the compute backend, and
+count for Kubeflow only together with a Kubernetes-side condition (`_KUBERNETES_SIDE`: the
+team is Kubernetes-first, operates clusters, must isolate tenants, has platform capacity or
+ships images), because only then is the cluster Kubeflow needs one the team has or wants
+anyway. Without one, the orchestrator follows the workflow and Ray takes the training.
 """
 
 from __future__ import annotations
 
-from stackwise.advisor.rules import Condition, Criterion, Op, WarningRule
+from stackwise.advisor.rules import AnyOf, Condition, Criterion, Op, WarningRule
 
 #: Options per decision, simplest first: the tie-break order.
 OPTIONS: dict[str, tuple[str, ...]] = {
@@ -44,6 +53,21 @@ _SCALE_AND_COST = "choose compute backend based on scaling and cost requirements
 
 def _c(fact: str, op: Op, value: object = None) -> Condition:
     return Condition(fact, op, value)
+
+
+#: The seed's Kubeflow case minus its compute needs: what makes running a cluster the team's
+#: own choice rather than the training's.
+_KUBERNETES_SIDE = AnyOf(
+    "a Kubernetes-side condition",
+    (
+        _c("kubernetes_first", "is", True),
+        _c("cluster_ops_expertise", "is", True),
+        _c("multi_tenancy_required", "is", True),
+        _c("platform_engineering_capacity", "is", "some"),
+        _c("platform_engineering_capacity", "is", "dedicated"),
+        _c("containerized_codebase", "is", True),
+    ),
+)
 
 
 ORCHESTRATOR_CRITERIA: tuple[Criterion, ...] = (
@@ -76,10 +100,12 @@ ORCHESTRATOR_CRITERIA: tuple[Criterion, ...] = (
               "the cluster Kubeflow needs is already how the organization runs", _K8S_FIRST),
     Criterion("kubeflow.cluster_ops", "kubeflow", 1, (_c("cluster_ops_expertise", "is", True),),
               "someone already operates clusters", _K8S_FIRST),
-    Criterion("kubeflow.distributed_gpus", "kubeflow", 4, (_MULTI_NODE, _GPUS),
-              "multi-node GPU jobs need GPU-aware scheduling across nodes", _GPU_HEAVY),
-    Criterion("kubeflow.autoscaling", "kubeflow", 1, (_c("autoscaling", "is", True),),
-              "node pools that grow and shrink with the jobs", _GPU_HEAVY),
+    Criterion("kubeflow.distributed_gpus", "kubeflow", 4, (_MULTI_NODE, _GPUS, _KUBERNETES_SIDE),
+              "multi-node GPU jobs need GPU-aware scheduling across nodes, on a cluster the "
+              "team runs or wants anyway", _GPU_HEAVY),
+    Criterion("kubeflow.autoscaling", "kubeflow", 1,
+              (_c("autoscaling", "is", True), _KUBERNETES_SIDE),
+              "node pools that grow and shrink with the jobs, on the team's cluster", _GPU_HEAVY),
     Criterion("kubeflow.multi_tenancy", "kubeflow", 4,
               (_c("multi_tenancy_required", "is", True),),
               "namespaces, quotas and network policies isolate tenants", _TENANCY),

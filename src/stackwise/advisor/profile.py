@@ -55,7 +55,7 @@ class TeamProfile(BaseModel):
         None, ge=0, description="code changes a day that each need a new run (and image)"
     )
     image_build_minutes: float | None = Field(
-        None, ge=0, description="minutes one container image build takes"
+        None, ge=0, allow_inf_nan=False, description="minutes one container image build takes"
     )
     backfill_historical_ranges: bool | None = Field(
         None, description="past date ranges must be rerun (backfills)"
@@ -116,7 +116,7 @@ def _describe_type(annotation: Any, metadata: list[Any]) -> str:
     if inner is int:
         return "a whole number" + bound
     if inner is float:
-        return "a number" + bound
+        return "a finite number" + bound
     if inner is DistributedTraining:
         return "a mapping with nodes (a whole number >= 1) and gpus_per_node (a whole number >= 0)"
     return str(inner)

@@ -3,7 +3,6 @@ its serialization, so a field shown to people is never missing for scripts."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from stackwise.advisor.advice import Advice, Decision
@@ -22,7 +21,8 @@ _SOURCE_STYLE = {
 
 
 def advice_json(advice: Advice) -> str:
-    return json.dumps(advice.model_dump(mode="json"), indent=2)
+    """`advise --json`: pydantic prints NaN and infinities as null (strict JSON)."""
+    return advice.model_dump_json(indent=2)
 
 
 def print_advice(console: Console, advice: Advice) -> None:

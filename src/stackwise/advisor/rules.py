@@ -67,14 +67,32 @@ class Condition:
 
 
 @dataclasses.dataclass(frozen=True)
+class AnyOf:
+    """Holds when at least one of its conditions does: the table's only "or", for a group
+    of inputs that play one part (`label`), e.g. any Kubernetes-side condition."""
+
+    label: str
+    conditions: tuple[Condition, ...]
+
+    def holds(self, facts: Facts) -> bool:
+        return any(c.holds(facts) for c in self.conditions)
+
+    def describe(self) -> str:
+        return f"{self.label}: " + " or ".join(c.describe() for c in self.conditions)
+
+
+Requirement = Condition | AnyOf
+
+
+@dataclasses.dataclass(frozen=True)
 class Criterion:
-    """One row of the criteria table: when every condition holds, `favours` gains `weight`.
-    No conditions: it always counts (the baseline of the simplest option)."""
+    """One row of the criteria table: when every requirement holds, `favours` gains
+    `weight`. No requirements: it always counts (the baseline of the simplest option)."""
 
     id: str
     favours: str
     weight: int
-    when: tuple[Condition, ...]
+    when: tuple[Requirement, ...]
     reason: str
     quote: str
     origin: Literal["seed", "stackwise"] = "seed"
@@ -82,14 +100,31 @@ class Criterion:
     def holds(self, facts: Facts) -> bool:
         return all(c.holds(facts) for c in self.when)
 
+    def conditions(self) -> list[Condition]:
+        """Every plain condition it reads, those inside an `AnyOf` included."""
+        flat: list[Condition] = []
+        for requirement in self.when:
+            if isinstance(requirement, AnyOf):
+                flat.extend(requirement.conditions)
+            else:
+                flat.append(requirement)
+        return flat
+
     def trigger(self, facts: Facts) -> str:
-        """The inputs that made it count, with their values and sources."""
-        parts = [f"{f} = {show(facts[f].value)} ({facts[f].source})" for f in self.facts()]
+        """The inputs that made it count, with their values and sources (of an `AnyOf`, the
+        conditions that hold)."""
+        used: list[str] = []
+        for requirement in self.when:
+            if isinstance(requirement, AnyOf):
+                used += [c.fact for c in requirement.conditions if c.holds(facts)]
+            else:
+                used.append(requirement.fact)
+        parts = [f"{f} = {show(facts[f].value)} ({facts[f].source})" for f in dict.fromkeys(used)]
         return "; ".join(parts) or "always counts"
 
     def facts(self) -> list[str]:
         """The facts its conditions read, each once, in order."""
-        return list(dict.fromkeys(c.fact for c in self.when))
+        return list(dict.fromkeys(c.fact for c in self.conditions()))
 
 
 @dataclasses.dataclass(frozen=True)

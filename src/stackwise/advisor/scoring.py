@@ -98,7 +98,7 @@ def candidate_changes(facts: Facts, first: str) -> list[Change]:
     seen: dict[tuple[str, str], Change] = {}
     for decision in order:
         for criterion in CRITERIA[decision]:
-            for condition in criterion.when:
+            for condition in criterion.conditions():
                 if condition.fact in DECISION_FACTS:
                     continue
                 for after in _other_side(condition, facts[condition.fact].value):
@@ -150,7 +150,7 @@ def find_flips(decision: str, facts: Facts, limit: int = 5) -> list[Flip]:
             # Smallest first: landing on the runner-up, through this decision's own criteria
             # (not by first flipping the other decision), moving the scores the least (the
             # nearest edge), then table order (the sort is stable).
-            own = {c.fact for criterion in CRITERIA[decision] for c in criterion.when}
+            own = {c.fact for criterion in CRITERIA[decision] for c in criterion.conditions()}
             flips.sort(
                 key=lambda f: (
                     f.outcome.choice != base.runner_up,

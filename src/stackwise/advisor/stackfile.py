@@ -1,5 +1,8 @@
 """`--write-stack`: the recommendation as a `stackwise.yaml`, its reasons as YAML comments.
 
+The keys are serialized from data (`yaml.safe_dump`), never formatted into text, and every
+comment line is escaped (`comment_line`), so no string in the advice can add or change a key.
+
 The file is validated with `StackConfig` before it is written, so it always loads with
 `stackwise.config.load_stack`. Orchestrators and backends that a later release implements are
 accepted by the config already; the comments say that running with them stops with a clear
@@ -17,34 +20,36 @@ from stackwise.errors import AdvisorError
 
 
 def render_stack(advice: Advice) -> str:
+    """The stack file's text: keys serialized by `yaml.safe_dump` from data, and the reasons as
+    comment lines built by `comment_line`, so that no string in the advice (a profile value, a
+    pipeline name) can end a comment and start a key. Checked by loading it back."""
     from stackwise.plugins import COMPUTE_BACKENDS, ORCHESTRATORS
 
     about = f" for pipeline {advice.pipeline.name}" if advice.pipeline else ""
-    lines = [
-        f"# stackwise.yaml written by `stackwise advise`{about}.",
-        "# Scores are sums of criterion weights; see the README, 'Choosing a stack'.",
-        "",
+    blocks = [
+        _comments(
+            f"stackwise.yaml written by `stackwise advise`{about}.",
+            "Scores are sums of criterion weights; see the README, 'Choosing a stack'.",
+        )
     ]
+    data: dict[str, object] = {}
     for kind, decision, table in (
         ("orchestrator", advice.orchestrator, ORCHESTRATORS),
         ("compute", advice.compute, COMPUTE_BACKENDS),
     ):
-        lines += _comment_decision(kind, decision)
+        notes = _decision_notes(kind, decision)
         if decision.choice not in table:
-            lines.append(
-                f"# {decision.choice} is not available in this release of stackwise yet: "
+            notes.append(
+                f"{decision.choice} is not available in this release of stackwise yet: "
                 f"`stackwise run` stops with a clear error; set {kind}: local to run now."
             )
-        lines += [f"{kind}: {decision.choice}", ""]
-    lines += [
-        f"# tracker: {advice.tracker}, always: {_one_line(advice.tracker_reason)}.",
-        "tracking: true",
-    ]
+        blocks.append(_comments(*notes) + _keys({kind: decision.choice}, data))
+    tracker = _comments(f"tracker: {advice.tracker}, always: {advice.tracker_reason}.")
+    blocks.append(tracker + _keys({"tracking": True}, data))
     if advice.warnings:
-        lines += ["", "# warnings:"]
-        lines += [f"#   - {_one_line(w.message)}" for w in advice.warnings]
-    text = "\n".join(lines) + "\n"
-    _check(text)
+        blocks.append(_comments("warnings:", *(f"  - {w.message}" for w in advice.warnings)))
+    text = "\n".join(blocks)
+    _check(text, data)
     return text
 
 
@@ -71,29 +76,54 @@ def write_stack(advice: Advice, path: str | os.PathLike[str], *, force: bool = F
     return file
 
 
-def _comment_decision(kind: str, decision: Decision) -> list[str]:
+def _decision_notes(kind: str, decision: Decision) -> list[str]:
     scores = ", ".join(f"{o} {s}" for o, s in decision.scores.items())
-    lines = [f"# {kind}: {decision.choice} ({scores})"]
+    notes = [f"{kind}: {decision.choice} ({scores})"]
     for reason in decision.reasons:
-        lines.append(
-            f"#   +{reason.weight} {reason.favours} ({reason.criterion}): "
-            f"{_one_line(reason.triggered_by)}"
+        notes.append(
+            f"  +{reason.weight} {reason.favours} ({reason.criterion}): {reason.triggered_by}"
         )
     tie = " (a tie: the simpler option wins)" if decision.tie else ""
-    lines.append(f"#   runner-up: {decision.runner_up}{tie}")
+    notes.append(f"  runner-up: {decision.runner_up}{tie}")
     if decision.flip is not None:
-        lines.append(f"#   it becomes {decision.flip.to} if {_one_line(decision.flip.change)}")
-    return lines
+        notes.append(f"  it becomes {decision.flip.to} if {decision.flip.change}")
+    return notes
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+def comment_line(text: str) -> str:
+    """`text` as one YAML comment line: runs of whitespace (line breaks included) become one
+    space, and any character that is not printable (control characters, the line and
+    paragraph separators YAML also breaks lines on, characters PyYAML refuses to read) is
+    written as its escape (`\\x1b`), so the comment shows it and cannot end early."""
+    leading = len(text) - len(text.lstrip(" "))
+    words = " ".join(text.split())
+    shown = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in words
+    )
+    return "# " + " " * leading + shown
 
 
-def _check(text: str) -> None:
-    """The written file must load; anything else is a bug here, not a user error."""
+def _comments(*texts: str) -> str:
+    return "".join(comment_line(t) + "\n" for t in texts)
+
+
+def _keys(mapping: dict[str, object], data: dict[str, object]) -> str:
+    """One block of keys, serialized by PyYAML; `data` collects everything written."""
+    import yaml
+
+    data.update(mapping)
+    text: str = yaml.safe_dump(mapping, sort_keys=False, allow_unicode=False)
+    return text
+
+
+def _check(text: str, data: dict[str, object]) -> None:
+    """The written file must load to exactly the keys meant, and as a stack config; anything
+    else is a bug here, not a user error."""
     import yaml
 
     from stackwise.config import StackConfig
 
-    StackConfig(**yaml.safe_load(text))
+    loaded = yaml.safe_load(text)
+    if loaded != data:
+        raise RuntimeError(f"internal error: the stack file would load as {loaded!r}, not {data!r}")
+    StackConfig(**loaded)

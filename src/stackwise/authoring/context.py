@@ -9,7 +9,11 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import datetime as dt
+import functools
 import math
+import operator
+import os
+import posixpath
 import re
 import time
 from collections.abc import Mapping
@@ -88,11 +92,12 @@ class StepContext:
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         _check_name("metric", key)
-        value = float(value)
-        if math.isnan(value):
-            value = float("nan")
-        self.metrics.append(MetricRecord(key, value, int(time.time() * 1000), step or 0))
-        self.last_metrics[key] = value
+        number = _metric_value(key, value)
+        if math.isnan(number):
+            number = float("nan")
+        index = _metric_step(key, step)
+        self.metrics.append(MetricRecord(key, number, int(time.time() * 1000), index))
+        self.last_metrics[key] = number
         if len(self.metrics) >= METRIC_BATCH_LIMIT and self.flush is not None:
             pending, self.metrics = self.metrics, []
             self.flush(pending)
@@ -123,19 +128,87 @@ class StepContext:
         )
 
 
-# MLflow's rule for metric, param and tag names; checked when logged, so a bad name fails the
-# call that made it rather than the whole step's batch at the end.
-_MLFLOW_NAME = re.compile(r"^[/\w.\- :]{1,250}$")
+# MLflow 3's rule for metric, param and run-tag keys (mlflow/utils/validation.py:
+# `validate_param_and_metric_name`, `path_not_unique`, `MAX_ENTITY_KEY_LENGTH`), reproduced here
+# so that checking a name does not import mlflow (about a second) in untracked runs. Like
+# MLflow's `re.match(...$)`, the pattern lets one trailing newline through; MLflow stores it.
+_MLFLOW_KEY = re.compile(r"^[/\w.\- :]*$")
+_MLFLOW_KEY_WINDOWS = re.compile(r"^[/\w.\- ]*$")  # MLflow refuses ':' on Windows
+MLFLOW_MAX_KEY_LENGTH = 250
+_MLFLOW_STEP_RANGE = (-(2**63), 2**63 - 1)  # a metric step is a 64-bit long in MLflow
 
 
-def _check_name(kind: str, key: str) -> None:
-    if not isinstance(key, str) or not _MLFLOW_NAME.match(key) or ".." in key:
+def mlflow_key_problem(name: object) -> str | None:
+    """Why MLflow would refuse `name` as a metric, parameter or run-tag key, or None when it
+    accepts it: only letters, digits, `_ - . : /` and spaces (no ':' on Windows); the name must
+    stay itself as a POSIX path (no leading '/', trailing '/', '//', or '.'/'..' segments, as
+    MLflow may store names as files); at most 250 characters."""
+    if not isinstance(name, str):
+        return f"it is not a string (got {type(name).__name__})"
+    return _str_key_problem(name)
+
+
+@functools.lru_cache(maxsize=4096)  # a step logs the same few names in its loops
+def _str_key_problem(name: str) -> str | None:
+    if name == "":
+        return "it is empty"
+    allowed = _MLFLOW_KEY_WINDOWS if os.name == "nt" else _MLFLOW_KEY
+    if not allowed.match(name):
+        colon = "" if os.name == "nt" else "':', "
+        return f"use only letters, digits, '_', '-', '.', {colon}' ' and '/'"
+    normalized = posixpath.normpath(name)
+    if normalized.startswith(("..", "/")):
+        start = ".." if normalized.startswith("..") else "/"
+        return f"MLflow treats names as paths: it must not start with {start!r}"
+    if normalized != name or normalized == ".":
+        return (
+            f"MLflow treats names as paths and would read it as {normalized!r}: no trailing "
+            "'/', no '//', and no '.' or '..' path segments"
+        )
+    if len(name) > MLFLOW_MAX_KEY_LENGTH:
+        return f"it has {len(name)} characters; MLflow allows at most {MLFLOW_MAX_KEY_LENGTH}"
+    return None
+
+
+def _check_name(kind: str, key: object) -> None:
+    """Raises StackwiseError, naming the fix, for a key MLflow would refuse."""
+    problem = mlflow_key_problem(key)
+    if problem is not None:
+        from stackwise.errors import StackwiseError
+
+        raise StackwiseError(f"{kind} name {key!r} is not valid in MLflow: {problem}.")
+
+
+def _metric_value(key: str, value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         from stackwise.errors import StackwiseError
 
         raise StackwiseError(
-            f"{kind} name {key!r} is not valid in MLflow: use letters, digits, '_', '-', '.', "
-            "' ', ':' and '/' (at most 250 characters)."
+            f"metric {key!r} value {value!r} is not a number; log a float (or int)."
+        ) from None
+
+
+def _metric_step(key: str, step: object) -> int:
+    from stackwise.errors import StackwiseError
+
+    if step is None:
+        return 0
+    if isinstance(step, bool):
+        raise StackwiseError(f"metric {key!r} step {step!r} is not an integer; pass step=N.")
+    try:
+        number = operator.index(step)  # type: ignore[arg-type]
+    except TypeError:
+        raise StackwiseError(
+            f"metric {key!r} step {step!r} is not an integer; pass step=N."
+        ) from None
+    low, high = _MLFLOW_STEP_RANGE
+    if not low <= number <= high:
+        raise StackwiseError(
+            f"metric {key!r} step {number} is out of MLflow's range (a 64-bit integer)."
         )
+    return number
 
 
 class UndeclaredParams(Mapping[str, Any]):

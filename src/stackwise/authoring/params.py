@@ -59,7 +59,7 @@ def check_supported(spec: ParamSpec, pipeline: str) -> None:
         raise PipelineValidationError(
             f"pipeline {pipeline!r}: parameter {spec.name!r} has type {spec.type_name}, which "
             "cannot be given on the command line; use int, float, str, bool, list, dict, "
-            "Literal[...] or Optional of those."
+            "Literal[...], or Optional / `X | None` of those."
         )
     if not spec.required:
         if isinstance(spec.default, str) and _accepts_non_str(spec.annotation):
@@ -101,12 +101,19 @@ def resolve(specs: Mapping[str, ParamSpec], overrides: Mapping[str, Any]) -> dic
 
 
 def parse_assignments(items: list[str]) -> dict[str, str]:
-    """`["a=1", "b=x"]` from `-p` options into a dict of raw strings."""
+    """`["a=1", "b=x"]` from `-p` options into a dict of raw strings. A repeated key is a
+    ParameterError: keeping either value silently would run with one the user did not mean."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ParameterError(f"-p {item!r} is not KEY=VALUE: write it as -p name=value.")
+        if key.strip() in out:
+            name = key.strip()
+            raise ParameterError(
+                f"parameter {name!r} is given twice (-p {name}={out[name]} and -p {item}); "
+                "pass it once."
+            )
         out[key.strip()] = value
     return out
 

@@ -255,7 +255,10 @@ def pipeline(
         )
 
     def wrap(f: Callable[..., Any]) -> PipelineDefinition:
+        from stackwise.authoring.validation import check_name
+
         doc = description or (f.__doc__ or "").strip()
+        check_name("pipeline", name or f.__name__)  # where it is written, not at first run
         return PipelineDefinition(f, name or f.__name__, doc, schedule)
 
     return wrap(fn) if fn is not None else wrap

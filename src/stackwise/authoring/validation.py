@@ -15,23 +15,43 @@ from stackwise.errors import PipelineValidationError, did_you_mean
 if TYPE_CHECKING:
     from stackwise.authoring.pipeline import Pipeline, StepNode
 
-# Step names become Airflow task ids, KFP component names and MLflow run names.
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
+# Step and pipeline names become Airflow task and DAG ids (at most 250 characters), KFP
+# component names, MLflow run and experiment names, file names and keys of the state store
+# (128 characters for a step), so they keep to the characters all of these accept.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+MAX_NAME_LENGTH = 128
+
+
+def check_name(kind: str, name: object, where: str = "") -> None:
+    """Raises PipelineValidationError unless `name` (of a "step" or "pipeline") is 1 to 128
+    letters, digits, '_' or '-', starting with a letter or '_'."""
+    prefix = f"{where}: " if where else ""
+    if not isinstance(name, str):
+        raise PipelineValidationError(
+            f"{prefix}{kind} name {name!r} is not a string; give a name such as 'train_model'."
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise PipelineValidationError(
+            f"{prefix}{kind} name {name[:24]!r}... is {len(name)} characters long; the limit is "
+            f"{MAX_NAME_LENGTH}: give it a shorter name."
+        )
+    if not _NAME.fullmatch(name):
+        raise PipelineValidationError(
+            f"{prefix}{kind} name {name!r} is not valid; use letters, digits, '_' or '-' and "
+            "start with a letter."
+        )
 
 
 def validate_pipeline(
     pipeline: Pipeline, nodes: Sequence[StepNode], params: Sequence[ParamSpec]
 ) -> None:
+    check_name("pipeline", pipeline.name)
     where = f"pipeline {pipeline.name!r}"
     if not nodes:
         raise PipelineValidationError(f"{where} has no steps: call at least one @step in its body.")
     seen: set[str] = set()
     for node in nodes:
-        if not _NAME.match(node.name):
-            raise PipelineValidationError(
-                f"{where}: step name {node.name!r} is not valid; use letters, digits, '_' or '-' "
-                "and start with a letter."
-            )
+        check_name("step", node.name, where)
         if node.name in seen:
             raise PipelineValidationError(
                 f"{where}: two steps are named {node.name!r}; give the second call its own name "
@@ -157,16 +177,23 @@ def _check_types(
         )
 
 
+def is_union(annotation: Any) -> bool:
+    """`X | Y` (types.UnionType, PEP 604) or `typing.Union[X, Y]` / `Optional[X]`."""
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
 def compatible(produced: Any, expected: Any) -> bool:
     """Whether a value annotated `produced` may be passed where `expected` is declared.
+    Unions either way: every member of a produced union must fit, and a value fits an
+    expected union when it fits one member (so `X | None` and `Optional[X]` are one type).
     Lenient where Python's typing cannot decide (Any, unknown generics, TypeVars)."""
-    if produced is Any or expected is Any or produced is expected:
+    if produced is Any or expected is Any or produced == expected:
         return True
-    p_origin, e_origin = typing.get_origin(produced), typing.get_origin(expected)
-    if e_origin in (typing.Union, types.UnionType):
-        return any(compatible(produced, arg) for arg in typing.get_args(expected))
-    if p_origin in (typing.Union, types.UnionType):
+    if is_union(produced):
         return all(compatible(arg, expected) for arg in typing.get_args(produced))
+    if is_union(expected):
+        return any(compatible(produced, arg) for arg in typing.get_args(expected))
+    p_origin, e_origin = typing.get_origin(produced), typing.get_origin(expected)
     p_cls, e_cls = p_origin or produced, e_origin or expected
     if not isinstance(p_cls, type) or not isinstance(e_cls, type):
         return True

@@ -89,14 +89,20 @@ def promote(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Check the policy, then move the alias to this version. Refused (exit 1) on failure."""
+    from stackwise.cli.render_models import print_warnings
     from stackwise.errors import PolicyViolation
+    from stackwise.governance.rules import PolicyResult
 
     lc = lifecycle(stack, policies)
     try:
         outcome = lc.promote(name, version, to, reason=reason, approver=approver, force=force)
     except PolicyViolation as exc:
+        if isinstance(exc.result, PolicyResult):
+            print_warnings(exc.result.warnings)
         _show_policy(exc.result, as_json)
         raise
+    if outcome.policy is not None:
+        print_warnings(outcome.policy.warnings)
     _show_outcome(outcome, as_json)
 
 

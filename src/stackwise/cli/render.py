@@ -5,6 +5,8 @@ The JSON shapes here are the documented, stable `--json` output (see the README)
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +48,26 @@ def iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat() if ts is not None else None
 
 
+def finite(value: Any) -> Any:
+    """`value` (JSON-shaped: dicts, lists, scalars) with every NaN or infinite float replaced
+    by None. JSON (RFC 8259) has no such numbers; Python's json module would print `NaN` or
+    `Infinity`, which strict parsers refuse. The README documents `null` for them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any) -> str:
+    """The `--json` text of a JSON-shaped value: indented, non-finite floats as null."""
+    return json.dumps(finite(value), indent=2, allow_nan=False)
+
+
 def run_json(run: RunRecord, *, with_steps: bool = True) -> dict[str, Any]:
+    """A run as the documented `--json` object (non-finite metrics already null)."""
     data: dict[str, Any] = {
         "run_id": run.run_id,
         "pipeline": run.pipeline,
@@ -78,7 +99,8 @@ def run_json(run: RunRecord, *, with_steps: bool = True) -> dict[str, Any]:
             }
             for s in run.steps.values()
         ]
-    return data
+    cleaned: dict[str, Any] = finite(data)
+    return cleaned
 
 
 def steps_table(run: RunRecord) -> Table:

@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.table import Table
 
     from stackwise.governance.audit import AuditEvent
     from stackwise.governance.catalog import ModelDetail, ModelSummary
+    from stackwise.governance.policy_lint import PolicyWarning
     from stackwise.governance.rules import PolicyResult
 
 
@@ -87,3 +90,14 @@ def policy_table(result: PolicyResult) -> Table:
             r.rule, "[green]pass[/]" if r.passed else "[red]FAIL[/]", r.observed, r.required
         )
     return table
+
+
+def print_warnings(warnings: Sequence[PolicyWarning]) -> None:
+    """Policy warnings on stderr, one line each (stdout stays the report or the JSON)."""
+    from rich.markup import escape
+
+    from stackwise.cli.render import error_console
+
+    console = error_console()
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning.message)}")

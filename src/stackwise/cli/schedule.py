@@ -85,7 +85,7 @@ def backfill(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """One pipeline run per data interval in [--start, --end], idempotent and resumable."""
-    from stackwise.cli.render import error_console, out_console
+    from stackwise.cli.render import error_console, json_text, out_console
     from stackwise.scheduling.backfill import Backfill, intervals_in_range
 
     orchestrator, pipeline, overrides = _setup(target, stack, param, schedule, None)
@@ -105,17 +105,13 @@ def backfill(
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "backfill_id": job.backfill_id,
-                    "pipeline": pipeline.name,
-                    "counts": counts,
-                    "intervals": [o.to_dict() for o in outcomes],
-                },
-                indent=2,
-            )
-        )
+        summary = {
+            "backfill_id": job.backfill_id,
+            "pipeline": pipeline.name,
+            "counts": counts,
+            "intervals": [o.to_dict() for o in outcomes],
+        }
+        typer.echo(json_text(summary))  # non-finite metrics as null
     else:
         console = out_console()
         console.print(_outcome_table(outcomes))

@@ -26,6 +26,7 @@ from stackwise.governance.audit import AuditEvent
 from stackwise.governance.clock import Clock, SystemClock
 from stackwise.governance.facts import VersionFacts
 from stackwise.governance.policies import PolicyFile
+from stackwise.governance.policy_lint import unregistered_warnings
 from stackwise.governance.registry import Registry
 from stackwise.governance.rules import CheckContext, PolicyResult, evaluate
 from stackwise.lineage.index import RunIndex
@@ -100,7 +101,9 @@ class ModelLifecycle:
             actor=self.actor,
             approver=approver,
         )
-        return evaluate(self.policies.policy_for(mv.name, alias), ctx, self.policies.source)
+        warnings = unregistered_warnings(self.policies, self.registry.model_names())
+        policy = self.policies.policy_for(mv.name, alias)
+        return evaluate(policy, ctx, self.policies.source, warnings)
 
     # -- changing -----------------------------------------------------------------------------
     def promote(

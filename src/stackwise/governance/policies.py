@@ -46,21 +46,23 @@ DEFAULT_ALIASES = ("staging", "production")
 # typo fails when the file is read, not halfway through a promotion.
 _ALIAS = re.compile(r"^[\w\-]+$")
 _RESERVED_ALIAS = re.compile(r"^[vV]\d+$")
-_METRIC = re.compile(r"^[\w.\-/ :]+$")
 
 
 def _metric_name(value: str) -> str:
-    parts = value.split("/")
-    if not _METRIC.match(value) or value.startswith("/") or ".." in parts or "" in parts:
+    from stackwise.authoring.context import mlflow_key_problem
+
+    problem = mlflow_key_problem(value)
+    if problem is not None:
         raise ValueError(
-            f"{value!r} is not a valid MLflow metric name; use letters, digits, '_', '-', '.', "
-            "'/', ':' or spaces, exactly as the step logs it"
+            f"{value!r} is not a valid MLflow metric name ({problem}); write it exactly as the "
+            "step logs it"
         )
     return value
 
 
 class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinite thresholds make a rule that can never pass (NaN) or never fail (inf).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str | None = Field(None, description="label shown in reports (default: derived)")
 
@@ -86,6 +88,10 @@ class MetricRule(_MetricRule):
     def _has_bound(self) -> MetricRule:
         if self.min is None and self.max is None:
             raise ValueError("a metric rule needs `min`, `max` or both; add the threshold")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(
+                f"min {self.min:g} is above max {self.max:g}, so no value can pass; swap them"
+            )
         return self
 
 

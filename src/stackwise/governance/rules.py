@@ -24,6 +24,7 @@ from stackwise.governance.policies import (
     TagRule,
     rule_label,
 )
+from stackwise.governance.policy_lint import PolicyWarning, beat_champion_warnings
 
 
 class RuleResult(BaseModel):
@@ -48,6 +49,8 @@ class PolicyResult(BaseModel):
     has_policy: bool
     policy_source: str | None = None
     rules: list[RuleResult] = Field(default_factory=list)
+    #: Policies that cannot guard what they seem to (see `policy_lint`); never block.
+    warnings: list[PolicyWarning] = Field(default_factory=list)
 
     @property
     def failures(self) -> list[RuleResult]:
@@ -72,9 +75,20 @@ class CheckContext:
 
 
 def evaluate(
-    policy: AliasPolicy | None, ctx: CheckContext, source: str | None = None
+    policy: AliasPolicy | None,
+    ctx: CheckContext,
+    source: str | None = None,
+    warnings: list[PolicyWarning] | None = None,
 ) -> PolicyResult:
-    results = [_evaluate(rule, ctx) for rule in (policy.rules if policy else [])]
+    """Every rule of `policy` for the candidate in `ctx`; `warnings` (about the file) are
+    passed through, and each rule adds its own (with the champion's value where it has one)."""
+    rules = policy.rules if policy else []
+    results = [_evaluate(rule, ctx) for rule in rules]
+    found = list(warnings or [])
+    for i, rule in enumerate(rules):
+        if isinstance(rule, BeatChampionRule):
+            where = f"models.{ctx.candidate.name}.{ctx.alias}.rules[{i}]"
+            found += beat_champion_warnings(rule, where, _champion_value(rule, ctx))
     return PolicyResult(
         model=ctx.candidate.name,
         version=ctx.candidate.version,
@@ -84,7 +98,15 @@ def evaluate(
         has_policy=policy is not None,
         policy_source=source,
         rules=results,
+        warnings=found,
     )
+
+
+def _champion_value(rule: BeatChampionRule, ctx: CheckContext) -> float | None:
+    champion = ctx.holder_of(rule.champion_alias or ctx.alias)
+    if champion is None or champion.version == ctx.candidate.version:
+        return None
+    return champion.metric(rule.metric, rule.step).value
 
 
 def _evaluate(rule: Any, ctx: CheckContext) -> RuleResult:
