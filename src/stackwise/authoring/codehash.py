@@ -1,10 +1,12 @@
 """Code versions: what a step's result depends on, as a hash of source code.
 
 A step's code hash covers its own source, the source of the module that defines it, and the
-source of every *project-local* module that module imports, transitively: helpers in the
-user's own project change the hash, installed libraries do not (their versions are in the
-environment manifest instead). Conservative on purpose: a false miss costs a rerun, a false
-hit returns a wrong result.
+source of every *project-local* module the step uses (names its code, or the code of the
+same-module functions it calls, refers to; modules it imports inside its body), together with
+everything those modules import from the project, transitively. Helpers in the user's own
+project change the hash; installed libraries do not (their versions are in the environment
+manifest instead). Conservative on purpose: a false miss costs a rerun, a false hit returns a
+wrong result.
 
 A module is project-local when its file is Python source that belongs to the same top-level
 package as the step's module, or is not part of the standard library, of an installed
@@ -21,8 +23,10 @@ import inspect
 import json
 import sys
 import sysconfig
+import textwrap
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,7 +35,8 @@ if TYPE_CHECKING:
 
 @functools.lru_cache(maxsize=1024)
 def step_code_hash(fn: Callable[..., Any]) -> str:
-    """Hex sha256 of the step function's source and of its project-local modules' sources."""
+    """Hex sha256 of the step function's source, its module's source and the sources of the
+    project-local modules it uses."""
     h = hashlib.sha256()
     try:
         h.update(inspect.getsource(fn).encode())
@@ -39,9 +44,70 @@ def step_code_hash(fn: Callable[..., Any]) -> str:
         code = getattr(fn, "__code__", None)
         h.update(code.co_code if code is not None else repr(fn).encode())
     module = inspect.getmodule(fn)
-    if module is not None:
-        h.update(module_closure_hash(module.__name__).encode())
+    if module is None:
+        return h.hexdigest()
+    own = _source_file(module.__name__)
+    if own is not None:
+        h.update(Path(own).read_bytes())
+    root = module.__name__.partition(".")[0]
+    for name in sorted(used_modules(fn)):
+        path = _source_file(name)
+        if name != module.__name__ and path is not None and _is_project_local(name, path, root):
+            h.update(name.encode() + b"\0" + module_closure_hash(name).encode())
     return h.hexdigest()
+
+
+def used_modules(fn: Callable[..., Any]) -> set[str]:
+    """Modules a function's code uses: through the global names it (or a function of its own
+    module that it calls) refers to, and through imports inside its body."""
+    modules: set[str] = set()
+    seen: set[int] = set()
+    todo = [fn]
+    while todo:
+        current = todo.pop()
+        code = getattr(current, "__code__", None)
+        if code is None or id(code) in seen:
+            continue
+        seen.add(id(code))
+        namespace = getattr(current, "__globals__", {})
+        home = getattr(current, "__module__", None)
+        for name in _code_names(code):
+            obj = namespace.get(name)
+            if obj is None:
+                continue
+            if isinstance(obj, ModuleType):
+                modules.add(obj.__name__)
+                continue
+            owner = getattr(obj, "__module__", None)
+            if owner == home and inspect.isfunction(obj):
+                todo.append(obj)
+            elif isinstance(owner, str):
+                modules.add(owner)
+        modules.update(_body_imports(current))
+    return modules
+
+
+def _code_names(code: Any) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _code_names(const)
+    return names
+
+
+def _body_imports(fn: Callable[..., Any]) -> list[str]:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append(node.module)
+            found += [f"{node.module}.{alias.name}" for alias in node.names]
+    return found
 
 
 @functools.lru_cache(maxsize=256)

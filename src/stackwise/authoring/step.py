@@ -208,6 +208,7 @@ def step(
         )
     if not isinstance(cache, bool):
         raise PipelineValidationError(f"cache={cache!r}: give True or False.")
+    _check_tags(tags)
     options = StepOptions(
         resources=resources or Resources(),
         retries=retries if isinstance(retries, Retries) else Retries(count=retries),
@@ -224,6 +225,26 @@ def step(
         return StepDefinition(f, name or f.__name__, options)
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _check_tags(tags: Mapping[str, str] | None) -> None:
+    """Step tags land on the step's MLflow run: keys MLflow would refuse fail here."""
+    from stackwise.authoring.context import mlflow_key_problem
+
+    if tags is None:
+        return
+    if not isinstance(tags, Mapping):
+        raise PipelineValidationError(f"tags={tags!r}: give a dict of names to values.")
+    for key, value in tags.items():
+        problem = mlflow_key_problem(key)
+        if problem is not None:
+            raise PipelineValidationError(
+                f"tags: {key!r} cannot be an MLflow tag name ({problem}); rename it."
+            )
+        if not isinstance(value, str | int | float | bool):
+            raise PipelineValidationError(
+                f"tags[{key!r}]={value!r}: tag values are text; give a string."
+            )
 
 
 def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def bundle(
 
     from stackwise.authoring.loader import load_pipeline
     from stackwise.bundles import build_bundle, portable_ref
-    from stackwise.cli.render import dumps, out_console
+    from stackwise.cli.render import json_text, out_console
     from stackwise.config import load_stack
     from stackwise.errors import BundleError
 
@@ -40,7 +40,7 @@ def bundle(
     if as_json:
         data = {"bundle": ref.model_dump(), "pipeline": pipeline.model_dump(), "files": files,
                 "bytes": size, "seconds": round(elapsed, 3)}  # fmt: skip
-        typer.echo(dumps(data))
+        typer.echo(json_text(data))
         return
     console = out_console()
     console.print(f"bundle {ref.uri}")

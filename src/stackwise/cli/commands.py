@@ -23,11 +23,11 @@ def _exit_code(run: RunRecord) -> int:
 
 
 def _finish(run: RunRecord, as_json: bool) -> None:
-    from stackwise.cli.render import dumps, error_console, out_console, run_json, steps_table
+    from stackwise.cli.render import error_console, json_text, out_console, run_json, steps_table
 
     outcome_decided()
     if as_json:
-        typer.echo(dumps(run_json(run)))
+        typer.echo(json_text(run_json(run)))
         if run.status != "SUCCEEDED":
             error_console().print(f"resume with: stackwise resume {run.run_id}")
     else:
@@ -163,11 +163,11 @@ def runs_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Recent runs, newest first."""
-    from stackwise.cli.render import dumps, out_console, run_json, runs_table
+    from stackwise.cli.render import json_text, out_console, run_json, runs_table
 
     runs = _orchestrator(stack).list_runs(limit=limit, pipeline=pipeline)
     if as_json:
-        typer.echo(dumps([run_json(r, with_steps=False) for r in runs]))
+        typer.echo(json_text([run_json(r, with_steps=False) for r in runs]))
     else:
         out_console().print(runs_table(runs) if runs else "no runs yet: try `stackwise run`")
 
@@ -180,16 +180,18 @@ def runs_show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """One run with its steps."""
-    from stackwise.cli.render import dumps, out_console, run_json, steps_table
+    from stackwise.cli.render import json_text, out_console, run_json, steps_table
 
     record = _orchestrator(stack).get_run(run_id)
     if as_json:
-        typer.echo(dumps(run_json(record)))
+        typer.echo(json_text(run_json(record)))
         return
     console = out_console()
     console.print(steps_table(record))
     status = "STALE (its process is gone; resume it)" if record.stale else record.status
-    console.print(f"status {status}  params {json.dumps(record.params)}")
+    from stackwise.tracking.redaction import masked_params
+
+    console.print(f"status {status}  params {json.dumps(masked_params(record.params))}")
     for s in record.steps.values():
         if s.error and s.status != "SUCCEEDED":
             console.print(f"[red]{s.name}:[/] {s.error.strip()}", highlight=False)

@@ -27,23 +27,6 @@ _STYLE = {
 }
 
 
-def dumps(data: Any) -> str:
-    """Strict JSON for `--json` output: NaN and infinities (not JSON) become null."""
-    import json
-    import math
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(data), indent=2, allow_nan=False, default=str)
-
-
 def iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat() if ts is not None else None
 
@@ -67,7 +50,10 @@ def json_text(value: Any) -> str:
 
 
 def run_json(run: RunRecord, *, with_steps: bool = True) -> dict[str, Any]:
-    """A run as the documented `--json` object (non-finite metrics already null)."""
+    """A run as the documented `--json` object (non-finite metrics already null, secret
+    parameters masked)."""
+    from stackwise.tracking.redaction import masked_params
+
     data: dict[str, Any] = {
         "run_id": run.run_id,
         "pipeline": run.pipeline,
@@ -77,7 +63,7 @@ def run_json(run: RunRecord, *, with_steps: bool = True) -> dict[str, Any]:
         "mlflow_run_id": run.mlflow_run_id,
         "mlflow_experiment_id": run.experiment_id,
         "tracking_uri": run.tracking_uri,
-        "params": run.params,
+        "params": masked_params(run.params),
         "interval": run.interval,
         "created_at": iso(run.created_at),
         "ended_at": iso(run.ended_at),

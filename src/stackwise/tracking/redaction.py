@@ -67,3 +67,9 @@ def redact_params(params: Mapping[str, Any], secrets: list[str] | None = None) -
 
 def _plain(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float | str | list | dict)
+
+
+def masked_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as they may be stored or shown: secret-named values replaced by REDACTED
+    (they are never stored in the state store, nor printed)."""
+    return {k: REDACTED if is_secret_name(k) else v for k, v in params.items()}

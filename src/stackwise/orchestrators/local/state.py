@@ -21,7 +21,7 @@ from stackwise.caching import CacheEntry
 from stackwise.errors import RunNotFoundError, StateStoreError
 from stackwise.orchestrators.base import RUN_TERMINAL, RunRecord, StepRecord
 from stackwise.processes import current_identity
-from stackwise.tracking.redaction import REDACTED, is_secret_name
+from stackwise.tracking.redaction import masked_params
 
 __all__ = ["RUN_TERMINAL", "RunRecord", "StateStore", "StepRecord", "create_tables"]
 
@@ -263,7 +263,7 @@ class StateStore:
     def _run_row(self, run: RunRecord) -> dict[str, Any]:
         row = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
         row.pop("steps")
-        row["params"] = stored_params(run.params)
+        row["params"] = masked_params(run.params)
         return self._portable(_encode(row))
 
     def _portable(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -334,11 +334,6 @@ def resolved_uri(uri: str, base: Path) -> str:
     if "://" not in uri and not uri.startswith("/"):
         return (base / uri).as_uri()
     return uri
-
-
-def stored_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as the state store keeps them: secret-named ones masked."""
-    return {k: REDACTED if is_secret_name(k) else v for k, v in params.items()}
 
 
 def _refs(data: dict[str, Any]) -> dict[str, ArtifactRef]:
