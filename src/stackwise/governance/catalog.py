@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from stackwise.governance import audit
 from stackwise.governance.audit import AuditEvent
 from stackwise.governance.registry import Registry
+from stackwise.tracking import tags as T
 
 
 def _iso(ms: int | None) -> str | None:
@@ -93,11 +94,11 @@ def _version(mv: Any) -> VersionSummary:
         created=_iso(mv.creation_timestamp),
         run_id=mv.run_id,
         aliases=list(mv.aliases or []),
-        pipeline=tags.get("stackwise.pipeline"),
-        stackwise_run_id=tags.get("stackwise.run_id"),
-        pipeline_version=tags.get("stackwise.pipeline_version"),
-        training_run_id=tags.get("stackwise.training_run_id"),
-        orchestrator=tags.get("stackwise.orchestrator"),
+        pipeline=tags.get(T.PIPELINE),
+        stackwise_run_id=tags.get(T.RUN_ID),
+        pipeline_version=tags.get(T.PIPELINE_VERSION),
+        training_run_id=tags.get(T.TRAINING_RUN_ID),
+        orchestrator=tags.get(T.ORCHESTRATOR),
         policy=policy,
         tags={k: v for k, v in tags.items() if not k.startswith("stackwise.")},
     )

@@ -16,6 +16,7 @@ from typing import Any
 from stackwise.errors import did_you_mean
 from stackwise.governance.clock import from_ms
 from stackwise.lineage.index import RunIndex, RunSnapshot
+from stackwise.tracking import tags as T
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +63,7 @@ class VersionFacts:
 
     @functools.cached_property
     def training_run(self) -> RunSnapshot | None:
-        tagged = self.tags.get("stackwise.training_run_id")
+        tagged = self.tags.get(T.TRAINING_RUN_ID)
         if tagged:
             return self.index.get(tagged)
         return self.index.training_run(self.run) if self.run is not None else None
@@ -103,7 +104,7 @@ class VersionFacts:
         moments = []
         for run in readers:
             parent = self.index.get(run.parent_id) if run.parent_id else None
-            end = parent.tags.get("stackwise.data_interval_end") if parent else None
+            end = parent.tags.get(T.DATA_INTERVAL_END) if parent else None
             if end:
                 moment = dt.datetime.fromisoformat(end)
                 moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
@@ -126,8 +127,8 @@ class VersionFacts:
         check(self.run is not None, "training run")
         check(pipeline is not None, "pipeline run")
         tags = pipeline.tags if pipeline is not None else {}
-        check(bool(tags.get("stackwise.pipeline_version")), "code version")
-        check(bool(tags.get("stackwise.orchestrator")), "orchestrator")
+        check(bool(tags.get(T.PIPELINE_VERSION)), "code version")
+        check(bool(tags.get(T.ORCHESTRATOR)), "orchestrator")
         datasets = [d for r in self.step_runs for d in r.datasets]
         check(bool(datasets), "datasets")
         if require_raw:

@@ -22,6 +22,7 @@ from stackwise.errors import GovernanceError, PolicyViolation
 from stackwise.governance.clock import Clock
 from stackwise.governance.lifecycle import ModelLifecycle, PromotionOutcome
 from stackwise.governance.rules import PolicyResult
+from stackwise.tracking import tags as T
 
 #: Model classes' top-level module -> the MLflow flavor that logs them.
 _FLAVORS = {
@@ -95,7 +96,7 @@ def register_model(
         version=version,
         model_uri=f"models:/{name}/{version}",
         run_id=run.run_id,
-        training_run_id=lineage["stackwise.training_run_id"],
+        training_run_id=lineage[T.TRAINING_RUN_ID],
         pipeline_run_id=run.parent_id,
         lineage_tags=lineage,
     )
@@ -156,16 +157,16 @@ def lineage_tags(index: Any, run: Any) -> dict[str, str]:
     source = parent.tags if parent is not None else run.tags
     training = index.training_run(run)
     tags = {
-        "stackwise.training_run_id": training.run_id,
-        "stackwise.registered_in_run_id": run.run_id,
-        "stackwise.pipeline_run_id": parent.run_id if parent is not None else "",
-        "stackwise.run_id": source.get("stackwise.run_id", ""),
-        "stackwise.pipeline": source.get("stackwise.pipeline", ""),
-        "stackwise.pipeline_version": source.get("stackwise.pipeline_version", ""),
-        "stackwise.orchestrator": source.get("stackwise.orchestrator", ""),
-        "stackwise.compute": run.tags.get("stackwise.compute", ""),
-        "stackwise.git_commit": source.get("mlflow.source.git.commit", ""),
-        "stackwise.logical_date": source.get("stackwise.logical_date", ""),
+        T.TRAINING_RUN_ID: training.run_id,
+        T.REGISTERED_IN_RUN_ID: run.run_id,
+        T.PIPELINE_RUN_ID: parent.run_id if parent is not None else "",
+        T.RUN_ID: source.get(T.RUN_ID, ""),
+        T.PIPELINE: source.get(T.PIPELINE, ""),
+        T.PIPELINE_VERSION: source.get(T.PIPELINE_VERSION, ""),
+        T.ORCHESTRATOR: source.get(T.ORCHESTRATOR, ""),
+        T.COMPUTE: run.tags.get(T.COMPUTE, ""),
+        T.GIT_COMMIT: source.get(T.MLFLOW_GIT_COMMIT, ""),
+        T.LOGICAL_DATE: source.get(T.LOGICAL_DATE, ""),
     }
     graph = upstream_of(index, run)
     datasets = []
@@ -188,7 +189,7 @@ def lineage_tags(index: Any, run: Any) -> dict[str, str]:
                     "source": node.attrs.get("uri", ""),
                 }
             )
-    tags["stackwise.datasets"] = _fit_json(datasets)
+    tags[T.DATASETS] = _fit_json(datasets)
     return {k: v for k, v in tags.items() if v}
 
 

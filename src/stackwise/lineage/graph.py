@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from stackwise.lineage.index import MODEL_SUFFIXES, RunIndex, RunSnapshot
 from stackwise.lineage.refs import LineageRef
+from stackwise.tracking import tags as T
 
 NodeKind = Literal[
     "alias", "model_version", "pipeline_run", "run", "dataset", "raw_data", "artifact"
@@ -88,7 +89,7 @@ class _Builder:
             status=run.status,
             started=_iso(run.start_ms),
             cached_from=run.cached_from or "",
-            stackwise_run_id=t.get("stackwise.run_id", ""),
+            stackwise_run_id=t.get(T.RUN_ID, ""),
         )
         parent = self.index.get(run.parent_id) if run.parent_id else None
         if parent is not None:
@@ -103,14 +104,14 @@ class _Builder:
             "pipeline_run",
             label.strip(),
             mlflow_run_id=run.run_id,
-            orchestrator=t.get("stackwise.orchestrator", ""),
-            compute=t.get("stackwise.compute", ""),
-            code_version=t.get("stackwise.pipeline_version", ""),
-            git_commit=t.get("mlflow.source.git.commit", ""),
-            git_dirty=t.get("stackwise.git.dirty", ""),
+            orchestrator=t.get(T.ORCHESTRATOR, ""),
+            compute=t.get(T.COMPUTE, ""),
+            code_version=t.get(T.PIPELINE_VERSION, ""),
+            git_commit=t.get(T.MLFLOW_GIT_COMMIT, ""),
+            git_dirty=t.get(T.GIT_DIRTY, ""),
             status=run.status,
             started=_iso(run.start_ms),
-            logical_date=t.get("stackwise.logical_date", ""),
+            logical_date=t.get(T.LOGICAL_DATE, ""),
         )
 
     def artifact_node(self, producer: RunSnapshot | None, name: str, uri: str) -> str:
@@ -139,7 +140,7 @@ class _Builder:
             run_id=mv.run_id or "",
             created=_iso(mv.creation_timestamp),
             aliases=", ".join(mv.aliases or []),
-            training_run_id=mv.tags.get("stackwise.training_run_id", ""),
+            training_run_id=mv.tags.get(T.TRAINING_RUN_ID, ""),
         )
         for alias in mv.aliases or []:
             self.link(node, self.alias_node(mv.name, alias, str(mv.version)), "held by")

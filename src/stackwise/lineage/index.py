@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from stackwise.tracking import tags as T
+
 #: Artifacts that hold a fitted model, as the artifact store names them.
 MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle")
 STACKWISE_ARTIFACT = "stackwise-artifact"
@@ -51,25 +53,25 @@ class RunSnapshot:
 
     @property
     def parent_id(self) -> str | None:
-        return self.tags.get("mlflow.parentRunId")
+        return self.tags.get(T.MLFLOW_PARENT_RUN_ID)
 
     @property
     def step(self) -> str | None:
-        return self.tags.get("stackwise.step")
+        return self.tags.get(T.STEP)
 
     @property
     def cached_from(self) -> str | None:
-        return self.tags.get("stackwise.cached_from")
+        return self.tags.get(T.CACHED_FROM)
 
     @property
     def inputs(self) -> dict[str, str]:
-        prefix = "stackwise.input."
+        prefix = T.INPUT_PREFIX
         return {k[len(prefix) :]: v for k, v in self.tags.items() if k.startswith(prefix)}
 
     @property
     def outputs(self) -> dict[str, tuple[str, str]]:
         """Output name -> (artifact URI, sha256)."""
-        prefix = "stackwise.output."
+        prefix = T.OUTPUT_PREFIX
         out: dict[str, tuple[str, str]] = {}
         for key, uri in self.tags.items():
             if key.startswith(prefix) and not key.endswith(".digest"):
@@ -90,7 +92,7 @@ def _declared_producer(datasets: tuple[DatasetRef, ...], uri: str) -> str | None
 def snapshot(run: Any) -> RunSnapshot:
     datasets = []
     for item in run.inputs.dataset_inputs if run.inputs else []:
-        context = next((t.value for t in item.tags if t.key == "mlflow.data.context"), "")
+        context = next((t.value for t in item.tags if t.key == T.MLFLOW_DATASET_CONTEXT), "")
         d = item.dataset
         datasets.append(DatasetRef(d.name, d.digest, d.source, d.source_type, context))
     info = run.info
