@@ -2,9 +2,9 @@
 state store): once, serialized across processes, and atomic; and a short, early probe of each.
 
 SQLite (a file):
-- the folder and, when it exists, the file are probed for writing by really writing (a probe
-  file; `open(O_RDWR)`), so a read-only mount or an immutable (`chattr +i`) folder is caught
-  even for root, who passes every permission-bit check;
+- the folder is probed by writing a file in it, the file (when it exists) with access(2), so
+  a read-only mount or an immutable (`chattr +i`) folder or file is caught even for root, who
+  passes every permission-bit check;
 - a cross-process lock (`filelock`: an flock on `.NAME.lock` beside the file, which the kernel
   releases when its holder dies, even by SIGKILL) serializes creation;
 - a new store is built under a temporary name (`.NAME.tmp-PID-RANDOM`) and moved into place
@@ -73,7 +73,8 @@ def sqlite_path(url: Any) -> Path | None:
 
 
 def check_sqlite_writable(path: Path, label: StoreLabel, location: str) -> None:
-    """Create the folder, then prove it and the file (when it exists) writable by writing."""
+    """Create the folder and prove it writable by writing in it; check the file (when it
+    exists) is writable. Raises `label.error`."""
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -93,16 +94,16 @@ def check_sqlite_writable(path: Path, label: StoreLabel, location: str) -> None:
             f"is in a read-only folder: {folder} ({exc.strerror})",
             f"make {folder} writable or point {label.setting} at a writable folder",
         ) from None
-    if path.exists():
-        try:
-            os.close(os.open(path, os.O_RDWR))
-        except OSError as exc:
-            raise label.fail(
-                location,
-                f"is read-only ({exc.strerror})",
-                f"make {path} writable (chmod u+w, chattr -i) or point {label.setting} at "
-                "another file",
-            ) from None
+    # Not open()+close(): closing any descriptor of a file drops every POSIX lock this process
+    # holds on it, SQLite's included ("How To Corrupt An SQLite Database File", 2.2). access(2)
+    # goes through the same inode_permission as open, so it fails for root too on an
+    # immutable file (EPERM) or a read-only mount (EROFS).
+    if path.exists() and not os.access(path, os.W_OK):
+        raise label.fail(
+            location,
+            "is read-only",
+            f"make {path} writable (chmod u+w, chattr -i) or point {label.setting} at another file",
+        )
 
 
 @contextlib.contextmanager

@@ -82,15 +82,22 @@ def _prepare(uri: str) -> None:
         try:
             urllib.parse.urlsplit(uri).port  # noqa: B018  (raises on a bad port)
         except ValueError as exc:
-            raise LABEL.fail(uri, f"is not a valid URL ({exc})", "fix the port") from None
+            raise LABEL.fail(_masked(uri), f"is not a valid URL ({exc})", "fix the port") from None
     elif scheme not in _LEFT_TO_MLFLOW and scheme not in _plugin_schemes():
         known = [*_DATABASES, "http", "https", "databricks", *_plugin_schemes()]
         hint = did_you_mean(scheme, known).strip()
         raise LABEL.fail(
-            uri,
+            _masked(uri),
             f"has an unknown scheme {scheme!r}" + (f" ({hint.lower()})" if hint else ""),
             f"use one of {', '.join(s + '://' for s in known)} in {LABEL.setting}",
         )
+
+
+def _masked(uri: str) -> str:
+    """`uri` with the password of `scheme://user:password@host` replaced by ***."""
+    import re
+
+    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", uri)
 
 
 def _plugin_schemes() -> list[str]:
@@ -122,7 +129,7 @@ def _prepare_database(uri: str) -> None:
         url = make_url(uri)
     except Exception as exc:  # ArgumentError, or ValueError for a non-numeric port
         raise LABEL.fail(
-            uri,
+            _masked(uri),
             f"is not a valid database URL ({first_line(exc)})",
             "write it as sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE",
         ) from None
@@ -148,7 +155,7 @@ def _prepare_database(uri: str) -> None:
                 if state.holds_data(conn)
                 else f"it holds no runs: recreate it (dropdb {db}; createdb {db}) and run again"
             )
-            raise LABEL.fail(location, state.problem, state.fix(uri) or fix)
+            raise LABEL.fail(location, state.problem, state.fix(location) or fix)
 
 
 def _prepare_sqlite(uri: str, path: Path, location: str) -> None:
@@ -164,6 +171,9 @@ def _prepare_sqlite(uri: str, path: Path, location: str) -> None:
             backup = path.with_name(f"{path.name}.pre-upgrade-{state.revisions[0]}")
             copy_sqlite(path, backup)
             _initialize(uri)  # in place, as MLflow would; a kill midway is caught next time
+            upgraded = _read_sqlite(path, location)
+            if not upgraded.complete:
+                raise LABEL.fail(location, upgraded.problem, f"restore it (cp {backup} {path})")
             _notify_upgrade(location, state, backup)
         elif not state.complete:  # else created by another process while this one waited
             if _sqlite_holds_data(path, state):
@@ -172,7 +182,7 @@ def _prepare_sqlite(uri: str, path: Path, location: str) -> None:
                 raise LABEL.fail(
                     location,
                     state.problem,
-                    state.fix(uri)
+                    state.fix(location)
                     or f"restore it ({restore}), or move it aside (mv {path} {path}.broken) "
                     "so that a new store is created",
                 )
@@ -214,7 +224,7 @@ def _initialize(uri: str) -> None:
         _initialize_tables(engine)  # type: ignore[no-untyped-call]
     except Exception as exc:
         raise LABEL.fail(
-            uri,
+            _masked(uri),
             f"could not be created by MLflow ({first_line(exc)})",
             f"check that it is writable, or point {LABEL.setting} at another store",
         ) from None
