@@ -215,6 +215,9 @@ def ui(
     if uri.startswith(("http://", "https://")):
         typer.echo(f"the tracking server already serves the UI: open {uri}")
         return
+    from stackwise.tracking.stores import prepare_tracking_store
+
+    prepare_tracking_store(uri)  # a bad or half-migrated store fails here, with its fix
     args = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
             "--host", host, "--port", str(port)]  # fmt: skip
     typer.echo(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")

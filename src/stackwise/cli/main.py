@@ -54,7 +54,9 @@ def guarded(fn: F) -> F:
                 import traceback
 
                 traceback.print_exc()
-            error_console().print(f"[bold red]{exc.headline}:[/] {exc.message}")
+            from rich.markup import escape  # a message may hold [brackets]: pip extras, lists
+
+            error_console().print(f"[bold red]{exc.headline}:[/] {escape(exc.message)}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             from stackwise.cli.render import error_console

@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from stackwise.authoring.context import DatasetRecord, MetricRecord
@@ -79,7 +78,11 @@ class MlflowTracker:
                 os.environ["MLFLOW_TRACKING_URI"] = previous
 
     def check_reachable(self) -> None:
-        """Fail fast with a fix, instead of MLflow's long retry loop on a dead server."""
+        """Fail fast with a fix, instead of MLflow's long retry loop on a dead server; create
+        or verify an embedded store (stackwise.tracking.stores)."""
+        from stackwise.tracking.stores import prepare_tracking_store
+
+        prepare_tracking_store(self.uri)
         if self.uri.startswith(("http://", "https://")):
             try:
                 with urllib.request.urlopen(self.uri.rstrip("/") + "/health", timeout=5) as resp:
@@ -90,15 +93,6 @@ class MlflowTracker:
                     f"cannot reach the MLflow tracking server at {self.uri} ({exc}); start it "
                     "(mlflow server ...) or point tracking_uri / MLFLOW_TRACKING_URI at a "
                     "running one. Nothing was run."
-                ) from None
-        elif self.uri.startswith("sqlite:///"):
-            folder = Path(self.uri.removeprefix("sqlite:///")).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise TrackingError(
-                    f"cannot create the folder of the MLflow store {self.uri} ({exc}); point "
-                    "tracking_uri at a writable path."
                 ) from None
 
     def experiment_id(self, name: str, artifact_location: str | None) -> str:

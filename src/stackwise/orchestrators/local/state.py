@@ -55,8 +55,6 @@ class StateStore:
     def _open(self) -> None:
         import sqlalchemy as sa
 
-        if self.url.startswith("sqlite:///"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(self.url, future=True)
         if self.engine.dialect.name == "sqlite":
 
@@ -359,20 +357,12 @@ def _dumps(value: Any) -> str:
 
 
 def create_tables(md: Any, engine: Any) -> None:
-    """`create_all` checks, then creates: two processes opening a fresh store at once can
-    both decide to create. The loser's "already exists" is success; check again."""
-    import sqlalchemy as sa
+    """Create the missing tables of `md` once, one process at a time; a new SQLite file
+    appears whole or not at all (stackwise.store_creation). Call before `engine` connects."""
+    from stackwise.store_creation import StoreLabel, create_tables_once
 
-    for attempt in range(5):
-        try:
-            md.create_all(engine, checkfirst=True)
-            return
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
-            text = str(exc).lower()
-            lost_race = "already exists" in text or "duplicate key" in text
-            if not lost_race or attempt == 4:
-                raise
-            time.sleep(0.05 * (attempt + 1))
+    create_tables_once(md, engine, StoreLabel("run state store", "state_store in stackwise.yaml",
+                                              StateStoreError))  # fmt: skip
 
 
 def add_missing_columns(engine: Any, tables: list[Any]) -> None:
