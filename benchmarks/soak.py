@@ -130,7 +130,8 @@ def _project(root: Path, store: str, compute: str) -> Path:
 
 def _backfill(root: Path, end: dt.date, parallel: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "stackwise", "backfill", "soak_pipe.py:soak", "--start",
-           START.isoformat(), "--end", end.isoformat(), "--parallel", str(parallel), "--json"]  # fmt: skip
+           START.isoformat(), "--end", end.isoformat(), "--parallel", str(parallel),
+           "--json"]  # fmt: skip
     log = (root / "backfill.log").open("ab")
     return subprocess.Popen(cmd, cwd=root, env=_env(), stdout=log, stderr=log,
                             start_new_session=True)  # fmt: skip
@@ -209,7 +210,7 @@ def _overlaps(log: Path) -> int:
             open_[(date, step, pid)] = float(at)
         elif (date, step, pid) in open_:
             spans.setdefault((date, step), []).append((open_.pop((date, step, pid)), float(at)))
-    for (date, step, pid), began in open_.items():  # killed mid-step: ran until the kill
+    for (date, step, _pid), began in open_.items():  # killed mid-step: ran until the kill
         spans.setdefault((date, step), []).append((began, began + 0.02))
     count = 0
     for runs in spans.values():
@@ -226,8 +227,9 @@ def races(workdir: Path, store: str, rounds: int, compute: str) -> tuple[int, in
         end = START + dt.timedelta(days=2)
         procs = [_backfill(root, end, 1) for _ in range(2)]
         codes = [p.wait(600) for p in procs]
-        usable = subprocess.run([sys.executable, "-m", "stackwise", "runs", "list"], cwd=root,
-                                env=_env(), capture_output=True, timeout=300).returncode == 0  # fmt: skip
+        listed = subprocess.run([sys.executable, "-m", "stackwise", "runs", "list"], cwd=root,
+                                env=_env(), capture_output=True, timeout=300)  # fmt: skip
+        usable = listed.returncode == 0
         failures += int(any(codes) or not usable)
     return rounds, failures
 
