@@ -37,9 +37,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _worker(tmp_path: Path, args: list[str], payload: str) -> subprocess.Popen[str]:
-    """A fresh process in a folder that holds nothing of the project."""
-    cwd = tmp_path / "worker"
+def _worker(
+    tmp_path: Path, args: list[str], payload: str, host: str = "worker"
+) -> subprocess.Popen[str]:
+    """A fresh process in a folder that holds nothing of the project (one folder per host)."""
+    cwd = tmp_path / host
     cwd.mkdir(exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", "stackwise.runner", *args, "-"],
@@ -108,13 +110,14 @@ def test_a_foreign_orchestrator_records_what_a_local_run_records(
 
     # The first step, twice at the same moment: two workers race to create the parent run.
     first = pipeline.order[0]
-    racers = [_worker(tmp_path, ["--invocation"], "") for _ in range(2)]
+    racers = [_worker(tmp_path, ["--invocation"], "", host=f"racer-{i}") for i in range(2)]
     for attempt, proc in enumerate(racers, start=1):
         assert proc.stdin is not None
         proc.stdin.write(invocation(first, attempt))
         proc.stdin.close()
     for proc in racers:
-        assert proc.wait(300) == 0, proc.stderr.read() if proc.stderr else ""
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out + err
     # Then every other step, in dependency order, each in a fresh process.
     for step in pipeline.order[1:]:
         result = _run_step(tmp_path, invocation(step))
