@@ -77,10 +77,12 @@ def new_backfill_id() -> str:
 def intervals_in_range(schedule: Schedule, start: str, end: str) -> list[Interval]:
     """Intervals whose logical date is in [start, end]. A date-only `end` covers that whole
     day, as Airflow's backfill `--to-date` includes it; times are in the schedule's zone."""
-    lo = parse_moment(start, schedule.tz, "--start")
-    hi = parse_moment(end, schedule.tz, "--end")
-    if len(end.strip()) == 10:
-        hi = hi + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    lo = parse_moment(start, schedule.tz, "--start").astimezone(dt.UTC)
+    hi = parse_moment(end, schedule.tz, "--end").astimezone(dt.UTC)
+    if len(end.strip()) == 10:  # up to the next local midnight (23, 24 or 25 hours later)
+        following = dt.date.fromisoformat(end.strip()) + dt.timedelta(days=1)
+        midnight = parse_moment(following, schedule.tz, "--end").astimezone(dt.UTC)
+        hi = midnight - dt.timedelta(microseconds=1)
     if hi < lo:
         raise ScheduleError(f"--end {end} is before --start {start}; swap them.")
     found = list(schedule.intervals(lo, hi))
