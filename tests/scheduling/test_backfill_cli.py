@@ -70,7 +70,8 @@ def test_backfill_runs_one_tagged_mlflow_run_per_interval_then_skips_then_reproc
     )
 
     assert code == 0, report
-    assert set(report) == {"backfill_id", "pipeline", "counts", "intervals"}
+    assert set(report) == {"backfill_id", "pipeline", "counts", "intervals", "parallel", "warnings"}
+    assert (report["parallel"], report["warnings"]) == (1, [])
     assert report["pipeline"] == "pipe"
     assert report["counts"] == {"SUCCEEDED": 10}
     assert [day(i["logical_date"]) for i in report["intervals"]] == wanted
@@ -282,6 +283,28 @@ def test_dry_run_lists_intervals_and_runs_nothing(
     assert StateStore(stack.state_store_resolved).list_runs() == []
     assert IntervalLedger(StateStore(stack.state_store_resolved)).rows("pipe") == {}
     assert every_run(stack.tracking_uri_resolved) == []
+
+
+def test_backfill_of_a_fall_back_day_runs_one_interval_as_airflow(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    """Issue 20: a daily 01:00 schedule in New York, backfilled for 2024-11-03 (when 01:00-01:59
+    happens twice), ran two pipeline runs, one covering an hour. Airflow has one interval,
+    from the later 01:00; the steps see exactly it."""
+    schedule = 'Schedule("0 1 * * *", start="2024-10-01", timezone="America/New_York")'
+    ref = write_pipeline(pipe_source(schedule))
+
+    code, report = run_json(
+        project, "backfill", ref, "--start", "2024-11-03", "--end", "2024-11-03"
+    )
+
+    assert code == 0, report
+    interval = ("2024-11-03T01:00:00-05:00", "2024-11-04T01:00:00-05:00")
+    assert [
+        (i["data_interval_start"], i["data_interval_end"], i["status"]) for i in report["intervals"]
+    ] == [(*interval, "SUCCEEDED")]
+    seen = {(e["step"], e["start"], e["end"]) for e in executions(project)}
+    assert seen == {(step, *interval) for step in ("extract", "transform", "load")}
 
 
 def _spans(project: Path) -> list[tuple[float, float]]:

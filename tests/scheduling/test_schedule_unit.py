@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from stackwise.authoring.context import Interval
 from stackwise.errors import ScheduleError
+from stackwise.interval import Interval
 from stackwise.scheduling.backfill import intervals_in_range
 from stackwise.scheduling.ledger import IntervalRow, decide, key
 from stackwise.scheduling.schedule import PRESETS, Schedule

@@ -28,8 +28,8 @@ from sched_support import (
 )
 
 from stackwise import load_pipeline
-from stackwise.authoring.context import Interval
 from stackwise.config import StackConfig
+from stackwise.interval import Interval
 from stackwise.orchestrators.local import LocalOrchestrator, StateStore
 from stackwise.scheduling.ledger import IntervalLedger
 from stackwise.scheduling.scheduler import Scheduler
@@ -155,6 +155,27 @@ def test_without_catchup_only_the_latest_due_interval_runs(
     assert _started(second) == [T0 + 6 * HOUR]
     assert _ran(project) == Counter([T0 + 4 * HOUR, T0 + 6 * HOUR])
     assert _ledger(stack) == {T0 + 4 * HOUR: "SUCCEEDED", T0 + 6 * HOUR: "SUCCEEDED"}
+
+
+def test_without_catchup_every_hour_of_a_repeated_hour_runs_once(
+    project: Path, stack: StackConfig, make_scheduler: Callable[[str, Clock], Scheduler]
+) -> None:
+    """Issue 20: hourly in Chicago on 2024-11-03, when 01:00-01:59 happens twice (06:00Z and
+    07:00Z). Ticking every hour through the night, each tick runs the hour that just ended;
+    at 07:30Z that is [06:00Z, 07:00Z), which the old arithmetic never ran."""
+    schedule = 'Schedule("@hourly", start="2024-11-01", timezone="America/Chicago")'
+    clock = Clock(dt.datetime(2024, 11, 3, 5, 30, tzinfo=dt.UTC))
+    scheduler = make_scheduler(schedule, clock)
+    started = []
+
+    for hour in (5, 6, 7, 8):
+        clock.set(dt.datetime(2024, 11, 3, hour, 30, tzinfo=dt.UTC))
+        started += _started(scheduler.tick())
+        _join(scheduler)
+
+    expected = [dt.datetime(2024, 11, 3, hour, tzinfo=dt.UTC) for hour in (4, 5, 6, 7)]
+    assert started == expected
+    assert _ran(project) == Counter(expected)
 
 
 def test_nothing_runs_before_the_first_interval_ends(

@@ -11,7 +11,7 @@ import typer
 from stackwise.cli.main import app, guarded
 
 if TYPE_CHECKING:
-    from stackwise.scheduling.backfill import IntervalOutcome, PlannedInterval
+    from stackwise.scheduling.backfill import Backfill, IntervalOutcome, PlannedInterval
     from stackwise.scheduling.ledger import Reprocess
 
 scheduler_app = typer.Typer(
@@ -92,10 +92,12 @@ def backfill(
     intervals = intervals_in_range(pipeline.schedule, start, end)
     mode = cast("Reprocess", reprocess)  # Backfill checks the value and names the allowed ones
     job = Backfill(orchestrator, pipeline, overrides, intervals, parallel=parallel, reprocess=mode)
+    for warning in job.warnings:
+        error_console().print(f"[yellow]warning:[/] {warning}")
     if dry_run:
         plan = job.plan()
         if as_json:
-            typer.echo(json.dumps(_plan_json(job.backfill_id, pipeline.name, plan), indent=2))
+            typer.echo(json.dumps(_plan_json(job, plan), indent=2))
         else:
             out_console().print(_plan_table(plan))
         return
@@ -110,6 +112,8 @@ def backfill(
             "pipeline": pipeline.name,
             "counts": counts,
             "intervals": [o.to_dict() for o in outcomes],
+            "parallel": job.parallel,
+            "warnings": job.warnings,
         }
         typer.echo(json_text(summary))  # non-finite metrics as null
     else:
@@ -151,11 +155,13 @@ def _run_with_progress(job: Any, console: Any, quiet: bool) -> list[IntervalOutc
         return result
 
 
-def _plan_json(backfill_id: str, pipeline: str, plan: list[PlannedInterval]) -> dict[str, Any]:
+def _plan_json(job: Backfill, plan: list[PlannedInterval]) -> dict[str, Any]:
     return {
-        "backfill_id": backfill_id,
-        "pipeline": pipeline,
+        "backfill_id": job.backfill_id,
+        "pipeline": job.pipeline.name,
         "dry_run": True,
+        "parallel": job.parallel,
+        "warnings": job.warnings,
         "intervals": [
             {
                 "logical_date": p.interval.logical_date.isoformat(),

@@ -1,4 +1,5 @@
-"""Backfills: one pipeline run per data interval in a date range, up to N at once.
+"""Backfills: one pipeline run per data interval in a date range, up to N at once, and never
+more than the schedule's `max_active_runs` running at once across processes (as the scheduler).
 
 Idempotent and resumable through the interval ledger: each interval is claimed before it runs,
 so a second backfill (or the scheduler) on an overlapping range never runs it twice; rerunning
@@ -7,17 +8,19 @@ the same command after a crash resumes what was interrupted and skips what succe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from stackwise.authoring.context import Interval
 from stackwise.errors import RunNotFoundError, ScheduleError, StackwiseError, StateStoreError
+from stackwise.interval import Interval
 from stackwise.scheduling.ledger import Decision, IntervalLedger, Reprocess, decide, key
 from stackwise.scheduling.schedule import Schedule, parse_moment
 
@@ -77,10 +80,12 @@ def new_backfill_id() -> str:
 def intervals_in_range(schedule: Schedule, start: str, end: str) -> list[Interval]:
     """Intervals whose logical date is in [start, end]. A date-only `end` covers that whole
     day, as Airflow's backfill `--to-date` includes it; times are in the schedule's zone."""
-    lo = parse_moment(start, schedule.tz, "--start")
-    hi = parse_moment(end, schedule.tz, "--end")
-    if len(end.strip()) == 10:
-        hi = hi + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    lo = parse_moment(start, schedule.tz, "--start").astimezone(dt.UTC)
+    hi = parse_moment(end, schedule.tz, "--end").astimezone(dt.UTC)
+    if len(end.strip()) == 10:  # up to the next local midnight (23, 24 or 25 hours later)
+        following = dt.date.fromisoformat(end.strip()) + dt.timedelta(days=1)
+        midnight = parse_moment(following, schedule.tz, "--end").astimezone(dt.UTC)
+        hi = midnight - dt.timedelta(microseconds=1)
     if hi < lo:
         raise ScheduleError(f"--end {end} is before --start {start}; swap them.")
     found = list(schedule.intervals(lo, hi))
@@ -114,10 +119,21 @@ class Backfill:
         self.pipeline = pipeline
         self.params = params
         self.intervals = intervals
-        self.parallel = parallel
+        #: The schedule's bound on intervals of this pipeline running at once, in any process.
+        self.max_active_runs = pipeline.schedule.max_active_runs if pipeline.schedule else None
+        self.parallel = min(parallel, self.max_active_runs or parallel)
+        self.warnings: list[str] = []
+        if self.parallel < parallel:
+            self.warnings.append(
+                f"--parallel {parallel} is more than max_active_runs={self.max_active_runs} of "
+                f"pipeline {pipeline.name!r}: running at most {self.parallel} interval(s) at "
+                "once, counting those running in other processes (raise max_active_runs in its "
+                "Schedule to run more)."
+            )
         self.reprocess = reprocess
         self.backfill_id = backfill_id or new_backfill_id()
         self.ledger = IntervalLedger(orchestrator.state)
+        self._claiming = threading.Lock()
 
     def plan(self) -> list[PlannedInterval]:
         """What would happen now, read without claiming anything (for --dry-run)."""
@@ -169,20 +185,66 @@ class Backfill:
         cancel: threading.Event,
     ) -> None:
         while not cancel.is_set():
-            try:
-                interval = todo.get_nowait()
-            except queue.Empty:
-                return
-            done.put(self.run_interval(interval, cancel))
+            with self._claiming:  # this process's workers claim one at a time
+                try:
+                    interval = todo.get_nowait()
+                except queue.Empty:
+                    return
+                while (claimed := self._claim(interval, within_limit=True)) is None:
+                    if cancel.wait(0.2):  # all slots taken: wait for one to free up
+                        return
+            done.put(self._run_claimed(interval, *claimed, cancel))
 
     def run_interval(self, interval: Interval, cancel: threading.Event) -> IntervalOutcome:
-        """Claim, run (or resume) and record one interval. Shared with the scheduler."""
+        """Claim, run (or resume) and record one interval. Shared with the scheduler (which
+        counts `max_active_runs` itself, before it starts an interval)."""
+        claimed = self._claim(interval, within_limit=False)
+        assert claimed is not None
+        return self._run_claimed(interval, *claimed, cancel)
+
+    def _claim(self, interval: Interval, *, within_limit: bool) -> tuple[str, Decision] | None:
+        """Claim `interval` in the ledger; None (nothing claimed) if `within_limit` and
+        `max_active_runs` intervals of the pipeline already run in live processes, this one
+        included. Counting and claiming happen under one lock shared by every process that
+        uses the state store, so two cannot both take the last slot."""
         from stackwise.orchestrators.base import new_run_id
 
-        run_id = new_run_id()
-        decision = self.ledger.claim(
-            self.pipeline.name, interval, self.reprocess, run_id, self.backfill_id
-        )
+        name = self.pipeline.name
+        with self._claims_lock():
+            if within_limit and self.max_active_runs is not None:
+                rows = self.ledger.rows(name)
+                wanted = decide(rows.get(key(interval)), self.reprocess).action != "skip"
+                running = sum(1 for r in rows.values() if r.owner_alive)
+                if wanted and running >= self.max_active_runs:
+                    return None
+            run_id = new_run_id()
+            decision = self.ledger.claim(name, interval, self.reprocess, run_id, self.backfill_id)
+        return run_id, decision
+
+    @contextlib.contextmanager
+    def _claims_lock(self) -> Iterator[None]:
+        """Mutual exclusion between processes: a transaction-scoped advisory lock on
+        PostgreSQL, a file lock beside a SQLite database (always on this host)."""
+        import sqlalchemy as sa
+
+        engine = self.ledger.engine
+        if engine.dialect.name == "postgresql":
+            digest = hashlib.blake2b(f"stackwise.intervals:{self.pipeline.name}".encode())
+            lock_id = int.from_bytes(digest.digest()[:8], "big", signed=True)
+            with engine.begin() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+                yield
+        elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            from filelock import FileLock
+
+            with FileLock(f"{engine.url.database}.claims.lock"):
+                yield
+        else:
+            yield
+
+    def _run_claimed(
+        self, interval: Interval, run_id: str, decision: Decision, cancel: threading.Event
+    ) -> IntervalOutcome:
         if decision.action == "skip":
             return IntervalOutcome(interval, "skip", "SKIPPED", decision.reason)
         started = time.monotonic()

@@ -5,7 +5,9 @@ fire times, like Airflow's `CronDataIntervalTimetable`; a fixed `every=` schedul
 [start + k*every, start + (k+1)*every) in absolute time, like `DeltaDataIntervalTimetable`. The
 logical date of a run is its interval's start, and a run is due once its interval has ended.
 Cron times are computed in the schedule's timezone, so a daily interval across a DST change is
-23 or 25 hours long, as Airflow's are.
+23 or 25 hours long, and DST gaps and repeated hours give exactly Airflow 3's intervals (see
+`_Clock`; tests/scheduling/test_schedule_airflow.py compares with Airflow's own timetables).
+Intervals chain: no gap, no overlap, whatever the clocks do.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from stackwise.authoring.context import Interval
 from stackwise.errors import ScheduleError
+from stackwise.interval import Interval
 
 #: Airflow's presets, as the cron strings they stand for.
 PRESETS = {
@@ -66,7 +68,7 @@ class Schedule:
         object.__setattr__(self, "start", parse_moment(self.start, tz, "start"))
         if self.end is not None:
             end = parse_moment(self.end, tz, "end")
-            if end < self.start_at:
+            if _utc(end) < _utc(self.start_at):
                 raise ScheduleError(f"schedule end {end} is before its start {self.start_at}.")
             object.__setattr__(self, "end", end)
         if not isinstance(self.max_active_runs, int) or self.max_active_runs < 1:
@@ -106,31 +108,16 @@ class Schedule:
         }
 
     # -- interval arithmetic -------------------------------------------------------------------
-    def _fire_times(self, since: dt.datetime) -> Iterator[dt.datetime]:
-        """Interval boundaries at or after `since`, ascending, in the schedule's timezone."""
-        since = max(since, self.start_at).astimezone(self.tz)
-        if self.step is not None:
-            origin = self.start_at.astimezone(dt.UTC)
-            elapsed = since.astimezone(dt.UTC) - origin
-            k = -(-elapsed // self.step) if elapsed > dt.timedelta(0) else 0
-            while True:
-                yield (origin + k * self.step).astimezone(self.tz)
-                k += 1
-        from croniter import croniter
-
-        it = croniter(self.cron, since - dt.timedelta(microseconds=1))
-        while True:
-            yield it.get_next(dt.datetime).astimezone(self.tz)
-
     def intervals(self, lo: dt.datetime, hi: dt.datetime) -> Iterator[Interval]:
-        """Every interval whose logical date (start) is in [lo, hi], oldest first."""
-        times = self._fire_times(lo)
-        current = next(times)
-        for following in times:
-            if current > hi or (self.end_at is not None and current > self.end_at):
+        """Every interval whose logical date (start) is in [lo, hi] and in the schedule's
+        [start, end], oldest first."""
+        first = max(_utc(lo), _utc(self.start_at))
+        last = _utc(hi) if self.end_at is None else min(_utc(hi), _utc(self.end_at))
+        for start, end in self._chain(first):
+            if start > last:
                 return
-            yield Interval(current, current, following)
-            current = following
+            if start >= first:
+                yield self._interval(start, end)
 
     def due(self, now: dt.datetime) -> Iterator[Interval]:
         """Intervals that have ended by `now`, oldest first."""
@@ -140,55 +127,145 @@ class Schedule:
             yield interval
 
     def latest_due(self, now: dt.datetime) -> Interval | None:
-        """The newest interval that has ended by `now`, found from `now` backwards (constant
-        time, however long ago the schedule started)."""
-        if now < self.start_at:
-            return None
-        end = self._previous_boundary(now)  # the last boundary at or before now
-        if end <= self.start_at:
-            return None
-        start = self._previous_boundary(end - dt.timedelta(microseconds=1))
-        if start < next(self._fire_times(self.start_at)):
-            return None
-        if self.end_at is not None and start > self.end_at:
-            return self._last_before_end()
-        return Interval(start, start, end)
-
-    def _last_before_end(self) -> Interval | None:
-        assert self.end_at is not None
-        last = None
-        for last in self.intervals(self.start_at, self.end_at):  # noqa: B007
-            pass
-        return last
+        """The newest interval that has ended by `now` (None: none has), found from `now`
+        backwards: its cost does not grow with the schedule's age."""
+        now = _utc(now)
+        over = None if self.end_at is None else _utc(self.end_at)
+        found = None
+        for start, end in self._chain(now if over is None else min(now, over)):
+            if end > now or (over is not None and start > over):
+                break
+            found = (start, end)
+        return self._interval(*found) if found else None
 
     def next_due_at(self, now: dt.datetime) -> dt.datetime | None:
-        """When the next interval that has not ended by `now` ends (None: the schedule is over)."""
-        first_times = self._fire_times(self.start_at)
-        t0 = next(first_times)
-        if now < t0:
-            logical, end = t0, next(first_times)
-        else:
-            times = self._fire_times(now)
-            upcoming = next(times)
-            if upcoming == now:  # `now` opens an interval: it ends at the next boundary
-                logical, end = upcoming, next(times)
-            else:  # `now` is inside [previous, upcoming)
-                logical, end = self._previous_boundary(now), upcoming
-        if self.end_at is not None and logical > self.end_at:
-            return None
-        return end
+        """When the next interval that has not ended by `now` ends: always after `now`; None
+        once the schedule is over."""
+        now = _utc(now)
+        for start, end in self._chain(now):
+            if self.end_at is not None and start > _utc(self.end_at):
+                return None
+            if end > now:
+                return self._local(end)
+        raise AssertionError("unreachable: a schedule's chain of intervals never ends")
 
-    def _previous_boundary(self, now: dt.datetime) -> dt.datetime:
-        """The last interval boundary at or before `now` (which is after the first one)."""
+    def _chain(self, near: dt.datetime) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+        """The schedule's intervals as UTC (start, end), endlessly, from shortly before `near`:
+        started from at least three hours and three boundaries back, the chain has joined the
+        one that runs from the schedule's start by `near` (a DST change moves wall clocks by at
+        most two hours), so no call walks the schedule's whole history."""
+        clock = _Clock(self)
+        start = clock.align_next(max(clock.before(near), _utc(self.start_at)))
+        while True:
+            end = clock.next(start)
+            yield start, end
+            start = end
+
+    def _interval(self, start: dt.datetime, end: dt.datetime) -> Interval:
+        local = self._local(start)
+        return Interval(local, local, self._local(end))
+
+    def _local(self, t: dt.datetime) -> dt.datetime:
+        """`t` with the schedule zone's UTC offset at that instant, as a fixed offset: such
+        datetimes compare and subtract as instants (two that share a zone's tzinfo do so as
+        wall-clock times, and one in a repeated hour never equals a UTC datetime)."""
+        local = t.astimezone(self.tz)
+        return t.astimezone(dt.timezone(local.utcoffset() or dt.timedelta(0)))
+
+
+class _Clock:
+    """Interval boundaries of one schedule, computed as Airflow 3's data-interval timetables
+    compute them (airflow/timetables/_cron.py and interval.py); every instant is UTC.
+
+    Cron: the boundary after (before) `t` is the cron's next (previous) wall-clock time after
+    (before) `t`'s wall-clock reading in the schedule's zone. A wall time the clocks skip (the
+    spring-forward gap) moves forward by the gap, and a wall time that happens twice (the
+    fall-back hour) is its second, later occurrence, as Airflow's `make_aware` (fold=1) reads
+    it, so a daily cron in the repeated hour fires once. Crons whose hour field is `*` move
+    instead by the wall-clock distance in absolute time, so they fire in both occurrences of
+    the repeated hour (Airflow's "fold hour" rule). Each interval starts where the previous one
+    ended (Airflow's `next_dagrun_info` aligns the previous end back to a boundary, which is
+    the end itself except where its DST arithmetic would leave a hole or an overlap, or fail:
+    a sub-hourly cron whose hours include the skipped one, an hourly cron limited to weekdays).
+
+    `every=`: absolute time on a grid anchored at the schedule's start, the intervals of
+    Airflow's `DeltaDataIntervalTimetable` run with catchup from its start date.
+
+    Holds a croniter, which keeps state: make one per call, never share one between threads.
+    """
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.tz = schedule.tz
+        self.step = schedule.step
+        self.origin = _utc(schedule.start_at)
+        self.cron: Any = None
+        self.every_hour = False
+        if schedule.cron is not None:
+            from croniter import croniter
+
+            self.cron = croniter(schedule.cron, dt.datetime(2000, 1, 1))
+            self.every_hour = self.cron.expanded[1] == ["*"]
+
+    def next(self, t: dt.datetime) -> dt.datetime:
+        """The first boundary after `t` (Airflow's `_get_next`)."""
         if self.step is not None:
-            origin = self.start_at.astimezone(dt.UTC)
-            k = (now.astimezone(dt.UTC) - origin) // self.step
-            return (origin + k * self.step).astimezone(self.tz)
-        from croniter import croniter
+            return t + self.step
+        return self._cron(t, forward=True)
 
-        it = croniter(self.cron, now.astimezone(self.tz) + dt.timedelta(microseconds=1))
-        previous: dt.datetime = it.get_prev(dt.datetime)
-        return previous.astimezone(self.tz)
+    def prev(self, t: dt.datetime) -> dt.datetime:
+        """The last boundary before `t` (Airflow's `_get_prev`; inside a DST gap it can lie
+        after `t`)."""
+        if self.step is not None:
+            return t - self.step
+        return self._cron(t, forward=False)
+
+    def align_next(self, t: dt.datetime) -> dt.datetime:
+        """`t` if it is a boundary, else the first boundary after it."""
+        if self.step is not None:
+            return self.origin - ((self.origin - t) // self.step) * self.step
+        following = self.next(t)
+        return t if self.prev(following) == t else following
+
+    def before(self, t: dt.datetime) -> dt.datetime:
+        """A time three boundaries and at least three hours before `t`."""
+        t -= dt.timedelta(hours=3)
+        steps = 0
+        while steps < 3:
+            previous = self.prev(t)
+            if previous < t:
+                t, steps = previous, steps + 1
+            else:  # a wall time the clocks skipped maps forward: step out of the gap
+                t -= dt.timedelta(hours=1)
+        return t
+
+    def _cron(self, t: dt.datetime, *, forward: bool) -> dt.datetime:
+        wall = _utc(t).astimezone(self.tz).replace(tzinfo=None, fold=0)
+        fired: dt.datetime = (
+            self.cron.get_next(dt.datetime, start_time=wall)
+            if forward
+            else self.cron.get_prev(dt.datetime, start_time=wall)
+        )
+        if self.every_hour:
+            return _utc(t) + (fired - wall)
+        return localize(fired, self.tz).astimezone(dt.UTC)
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    """Compare and subtract in UTC: aware datetimes that share a tzinfo compare and subtract
+    as wall-clock times, which is wrong across a DST change."""
+    return t.astimezone(dt.UTC)
+
+
+def localize(wall: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    """A naive wall-clock time in `tz`, read as Airflow's `make_aware` reads it: a time the
+    clocks skip moves forward by the gap (02:30 -> 03:30 on a spring-forward night), a time
+    that happens twice is its later occurrence (fold=1)."""
+    earlier, later = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
+    before, after = earlier.utcoffset(), later.utcoffset()
+    assert before is not None and after is not None
+    if after > before:  # in the gap: read with the offset from before the change
+        return earlier.astimezone(dt.UTC).astimezone(tz)
+    return later
 
 
 def zone(name: str) -> ZoneInfo:
@@ -235,7 +312,8 @@ def parse_every(value: dt.timedelta | str) -> dt.timedelta:
 
 
 def parse_moment(value: dt.datetime | dt.date | str, tz: ZoneInfo, what: str) -> dt.datetime:
-    """A date or datetime (ISO text accepted); naive values are in the schedule's timezone."""
+    """A date or datetime (ISO text accepted); naive values are wall-clock times in the
+    schedule's timezone, read as `localize` reads them."""
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -248,7 +326,7 @@ def parse_moment(value: dt.datetime | dt.date | str, tz: ZoneInfo, what: str) ->
                 "2026-03-01T06:00 (optionally with an offset, +01:00)."
             ) from None
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+        return value if value.tzinfo is not None else localize(value, tz)
     if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=tz)
+        return localize(dt.datetime(value.year, value.month, value.day), tz)
     raise ScheduleError(f"{what} {value!r} is not a date or datetime.")

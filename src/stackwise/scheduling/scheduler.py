@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from stackwise.authoring.context import Interval
 from stackwise.errors import ScheduleError
+from stackwise.interval import Interval
 from stackwise.scheduling.backfill import Backfill, IntervalOutcome
 from stackwise.scheduling.ledger import decide, key
 
@@ -110,8 +110,8 @@ class Scheduler:
                 Interval.from_dict(
                     {
                         "logical_date": r.interval_start,
-                        "start": r.interval_start,
-                        "end": r.interval_end,
+                        "data_interval_start": r.interval_start,
+                        "data_interval_end": r.interval_end,
                     }
                 )  # fmt: skip
                 for r in rows.values()
