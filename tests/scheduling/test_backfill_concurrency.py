@@ -189,3 +189,48 @@ def test_fresh_state_store_opened_at_once_by_two(project: Path, stack: StackConf
     state = StateStore(url)
     assert state.list_runs() == []
     assert IntervalLedger(state).rows("pipe") == {}
+
+
+def test_a_backfill_waits_for_an_interval_another_process_runs_and_takes_it_over_if_it_dies(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    """Never exit 0 with an interval left unrun: an interval claimed by a live process is
+    waited for, and when that process is SIGKILLed the waiting backfill resumes it."""
+    import os
+    import signal
+
+    from tests.support import wait_until
+
+    ref = write_pipeline(pipe_source('Schedule("@daily", start="2026-01-01")'))
+    set_behaviour(project, sleep={"transform": {"2026-01-02": 60, "*": 0}})
+    first = subprocess.Popen(
+        stackwise_cmd("backfill", ref, "--start", "2026-01-02", "--end", "2026-01-02"),
+        cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: any(e["step"] == "extract" for e in executions(project)), 60,
+                   "the first backfill to reach the slow step")  # fmt: skip
+        time.sleep(0.5)
+        second = subprocess.Popen(
+            stackwise_cmd("backfill", ref, "--start", "2026-01-01", "--end", "2026-01-03",
+                          "--json"),
+            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(4)
+        assert second.poll() is None, "the second backfill finished while an interval ran"
+        set_behaviour(project, sleep={"*": 0})  # the takeover must not sleep a minute
+        os.killpg(first.pid, signal.SIGKILL)
+        out, err = second.communicate(timeout=180)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert second.returncode == 0, err
+    report = json.loads(out)
+    statuses = {day(i["logical_date"]): i["status"] for i in report["intervals"]}
+    assert statuses == dict.fromkeys(days("2026-01-01", "2026-01-03"), "SUCCEEDED")
+    taken = next(i for i in report["intervals"] if day(i["logical_date"]) == "2026-01-02")
+    assert "after waiting" in taken["reason"] and taken["action"] == "resume"
+    rows = IntervalLedger(StateStore(load_stack().state_store_resolved)).rows("pipe")
+    assert {r.status for r in rows.values()} == {"SUCCEEDED"}

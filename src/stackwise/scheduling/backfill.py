@@ -193,7 +193,16 @@ class Backfill:
                 while (claimed := self._claim(interval, within_limit=True)) is None:
                     if cancel.wait(0.2):  # all slots taken: wait for one to free up
                         return
-            done.put(self._run_claimed(interval, *claimed, cancel))
+            waited_for = claimed[1].reason if claimed[1].busy else None
+            while claimed[1].busy:  # another process runs it: its outcome is ours to report
+                if cancel.wait(0.5):
+                    return
+                with self._claiming:
+                    claimed = self._claim(interval, within_limit=True) or claimed
+            outcome = self._run_claimed(interval, *claimed, cancel)
+            if waited_for is not None:
+                outcome.reason = f"{outcome.reason} (after waiting: it was {waited_for})"
+            done.put(outcome)
 
     def run_interval(self, interval: Interval, cancel: threading.Event) -> IntervalOutcome:
         """Claim, run (or resume) and record one interval. Shared with the scheduler (which

@@ -54,6 +54,8 @@ class Decision:
     action: Action
     reason: str
     run_id: str | None = None  # the run to resume
+    #: Skipped only because a live process runs it now: its outcome is still to come.
+    busy: bool = False
 
 
 def key(interval: Interval) -> str:
@@ -69,7 +71,7 @@ def decide(row: IntervalRow | None, reprocess: Reprocess) -> Decision:
         return Decision("run", f"{row.status.lower()}; reprocessing all from scratch")
     if row.status == "RUNNING":
         if row.owner_alive:
-            return Decision("skip", f"running in pid {row.pid} on {row.host}")
+            return Decision("skip", f"running in pid {row.pid} on {row.host}", busy=True)
         return Decision(*_resume_or_run(row, "its process died"))
     if row.status == "KILLED":
         return Decision(*_resume_or_run(row, "it was interrupted"))
