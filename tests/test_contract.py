@@ -106,3 +106,28 @@ def test_importing_the_runner_pulls_in_no_orchestrator_scheduler_cli_or_state_st
     ]  # fmt: skip
     assert "stackwise.runner" in out
     assert forbidden == []
+
+
+def test_what_only_this_host_has_is_named_before_a_remote_submit() -> None:
+    from stackwise.contract import CachePolicy, TrackingTarget, remote_problems
+
+    local = StepInvocation(
+        pipeline=PipelineRef(target="flows/daily.py", name="daily", root="file:///proj"),
+        step="train", run_id="r1", artifact_root="file:///proj/.stackwise/artifacts",
+        tracking=TrackingTarget(uri="sqlite:////proj/.stackwise/mlflow.db", experiment="e"),
+        cache=CachePolicy(store="state", state_store="sqlite:////proj/.stackwise/state.db"),
+    )  # fmt: skip
+    problems = remote_problems(local)
+    assert len(problems) == 4
+    assert "stackwise bundle" in problems[0] and "s3://" in problems[1]
+    assert "MLflow server" in problems[2] and "cache: artifacts" in problems[3]
+    bundle = {"uri": "s3://b/bundles/x.tar.gz", "digest": "0" * 64}
+    shared = local.model_copy(
+        update={
+            "pipeline": PipelineRef(target="flows/daily.py", name="daily", bundle=bundle),
+            "artifact_root": "s3://b/artifacts",
+            "tracking": TrackingTarget(uri="http://mlflow:5000", experiment="e"),
+            "cache": CachePolicy(store="artifacts"),
+        }
+    )
+    assert remote_problems(shared) == []

@@ -174,6 +174,42 @@ class RunClose(_Model):
     status: Literal["KILLED"] | None = None
 
 
+def remote_problems(inv: StepInvocation) -> list[str]:
+    """Why a worker on another host could not run this invocation (empty: it can). Remote
+    compute backends and compiled targets refuse such invocations before submitting them,
+    instead of failing on the worker: a pipeline file that is on this host only, an artifact
+    store, tracking store or cache state store that is a local file or folder."""
+    problems: list[str] = []
+    if not inv.pipeline.is_portable:
+        problems.append(
+            f"the pipeline {inv.pipeline} is a file on this host only: name a code bundle "
+            "(`stackwise bundle TARGET`) or install the project in the worker image and give "
+            "its module (pkg.module:name)"
+        )
+    if _host_only(inv.artifact_root):
+        problems.append(
+            f"the artifact store {inv.artifact_root} is a folder on this host: use a store the "
+            "workers reach (s3://, gs://, abfs://, ...) as artifact_store"
+        )
+    if inv.tracking is not None and _host_only(inv.tracking.uri):
+        problems.append(
+            f"the tracking store {inv.tracking.uri} is a file on this host: use an MLflow "
+            "server (http://...) or a database URL the workers reach as tracking_uri"
+        )
+    if inv.cache is not None and inv.cache.store == "state" and _host_only(
+        inv.cache.state_store or ""
+    ):
+        problems.append(
+            "the step cache is in a SQLite state store on this host: set `cache: artifacts` "
+            "(or a PostgreSQL state_store the workers reach)"
+        )
+    return problems
+
+
+def _host_only(location: str) -> bool:
+    return location.startswith(("file:", "sqlite:")) or "://" not in location
+
+
 def parse_invocation(raw: str | bytes) -> StepInvocation:
     """Read an invocation's JSON, refusing other schema versions with a clear error.
 

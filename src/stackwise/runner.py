@@ -55,9 +55,6 @@ __all__ = [
 
 #: The process exit code for a step or run status (the CLI and `python -m stackwise.runner`).
 EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "KILLED": 130}
-#: How long a worker that created a pipeline's parent run waits for a racing worker's.
-PARENT_SETTLE_S = 0.2
-LOG_ARTIFACT = "stackwise/logs/{step}-attempt{attempt}.txt"
 
 
 class _Interrupt(BaseException):
@@ -115,8 +112,6 @@ class CancelToken:
 
 
 _stores: dict[str, ArtifactStore] = {}
-_parents: dict[tuple[str, str], TrackingTarget] = {}
-_parents_lock = threading.Lock()
 
 
 def _store(root: str) -> ArtifactStore:
@@ -136,9 +131,7 @@ class _Attempt:
     error_type: str | None = None
     call_params: dict[str, Any] = dataclasses.field(default_factory=dict)
     ctx: StepContext | None = None
-    run: Any = None
-    layout: Any = None
-    target: TrackingTarget | None = None
+    step_run: Any = None  # stackwise.tracking.step_run.StepRun, imported only when tracked
     logs: str = ""
     cache_key: str | None = None
 
@@ -185,7 +178,13 @@ def run_step(
         if definition.context_param:
             kwargs[definition.context_param] = ctx
         if inv.tracking is not None:
-            _open_tracking(inv, a, pipeline.source_file, pipeline.version, inputs)
+            from stackwise.tracking.layout import manifest_folder
+            from stackwise.tracking.step_run import StepRun
+
+            a.step_run = StepRun.open(
+                inv, ctx, source_folder=manifest_folder(pipeline.source_file),
+                version=pipeline.version, inputs=inputs, cache_key=a.cache_key,
+            )  # fmt: skip
             cancel.mlflow_run_id = ctx.mlflow_run_id
         value = _call(definition.fn, kwargs, ctx, a, cancel)
         if cancel.requested is not None:  # the step swallowed its interrupt: it still ends
@@ -196,7 +195,8 @@ def run_step(
     except _TimeoutInterrupt:
         a.status, a.error_type, a.error = "FAILED", "StepTimeoutError", StepTimeoutError().message
     except _CancelInterrupt:
-        a.status, a.error_type, a.error = "KILLED", "StepCancelledError", _cancelled()
+        a.status, a.error_type = "KILLED", "StepCancelledError"
+        a.error = StepCancelledError().message
     except StepCancelledError as exc:
         a.status, a.error, a.error_type = "KILLED", exc.message, "StepCancelledError"
     except KeyboardInterrupt:
@@ -207,67 +207,8 @@ def run_step(
         a.status, a.error_type = "FAILED", type(exc).__name__
         a.error = f"{type(exc).__name__}: {exc}\n{_user_traceback(exc)}"
     finally:
-        _finish_tracking(inv, a)
+        _finish_tracking(a)
     return _result(inv, a, started, cache_store)
-
-
-def _cancelled() -> str:
-    return StepCancelledError().message
-
-
-def _open_tracking(
-    inv: StepInvocation,
-    a: _Attempt,
-    source_file: str | None,
-    version: str,
-    inputs: dict[str, ArtifactRef],
-) -> None:
-    from stackwise.tracking import tags as T
-    from stackwise.tracking.layout import RunLayout, manifest_folder
-
-    assert inv.tracking is not None and a.ctx is not None
-    a.target = target = _parent(inv, manifest_folder(source_file))
-    a.layout = layout = RunLayout.for_target(target)
-    layout.tracker.activate()
-    manifest, digest = layout.manifest(target, manifest_folder(source_file))
-    tags = layout.child_tags(
-        target, inv.step, **{T.ATTEMPT: str(inv.attempt), T.COMPUTE: inv.compute,
-                             T.PIPELINE_VERSION: version, T.ENVIRONMENT_DIGEST: digest},
-    )  # fmt: skip
-    if a.cache_key:
-        tags[T.CACHE_KEY] = a.cache_key
-    for name, ref in inputs.items():
-        tags[T.input_tag(name)] = ref.uri
-    own_manifest = digest != target.manifest_digest or not target.manifest_artifact
-    if not own_manifest:
-        tags[T.ENVIRONMENT] = target.manifest_artifact or ""
-    name = inv.step if inv.attempt == 1 else f"{inv.step} (attempt {inv.attempt})"
-    a.run = layout.open_step(target, name, tags)
-    a.ctx.mlflow_run_id = run_id = str(a.run.info.run_id)
-    if own_manifest:
-        layout.tracker.log_json(run_id, manifest, "stackwise/environment.json")
-        a.ctx.tags[T.ENVIRONMENT] = f"runs:/{run_id}/stackwise/environment.json"
-    a.ctx.flush = lambda metrics: layout.tracker.log(run_id, metrics=metrics)
-
-
-def _parent(inv: StepInvocation, source_folder: str) -> TrackingTarget:
-    """The tracking target with its parent run: given, or found/created once per process."""
-    from stackwise.tracking.layout import RunLayout
-
-    target = inv.tracking
-    assert target is not None
-    if target.parent_run_id is not None:
-        return target
-    key = (target.uri, inv.run_id)
-    with _parents_lock:
-        known = _parents.get(key)
-        if known is None:
-            known = RunLayout.for_target(target).open_parent(
-                target, inv.run_id, inv.params, source_folder=source_folder,
-                settle_s=PARENT_SETTLE_S,
-            )  # fmt: skip
-            _parents[key] = known
-    return known
 
 
 def _call(
@@ -279,10 +220,10 @@ def _call(
     try:
         with capture() as buffer:
             try:
-                if a.run is not None:
+                if a.step_run is not None:
                     from stackwise.tracking.mlflow_tracker import ActiveRun
 
-                    with ActiveRun(a.run):
+                    with ActiveRun(a.step_run.run):
                         return _guarded(fn, kwargs, cancel)
                 return _guarded(fn, kwargs, cancel)
             finally:
@@ -299,45 +240,17 @@ def _guarded(fn: Any, kwargs: dict[str, Any], cancel: CancelToken) -> Any:
         cancel.leave()
 
 
-def _finish_tracking(inv: StepInvocation, a: _Attempt) -> None:
-    """Record params, metrics, tags, datasets and logs on the step's run and close it with the
-    attempt's status. A value MLflow refuses fails the step here, cleanly (the run closes)."""
-    if a.run is None or a.layout is None or a.ctx is None:
+def _finish_tracking(a: _Attempt) -> None:
+    """Close the step's MLflow run with what the attempt gathered; a value MLflow refuses
+    fails the step here, cleanly."""
+    if a.step_run is None or a.ctx is None:
         return
-    from stackwise.tracking import tags as T
-    from stackwise.tracking.layout import output_tags
-    from stackwise.tracking.redaction import redact_params, redact_text, secrets_for_run
-
-    tracker = a.layout.tracker
-    run_id = str(a.run.info.run_id)
-    secrets = secrets_for_run(inv.params)
-    tags = {k: redact_text(v, secrets) for k, v in a.ctx.tags.items()}
-    tags.update(output_tags(a.outputs))
-    tags[T.STATUS] = a.status
-    if a.error:
-        tags[T.ERROR] = redact_text(a.error, secrets)[-4000:]
-    datasets = [
-        dataclasses.replace(
-            d, name=redact_text(d.name, secrets), source=redact_text(d.source, secrets)
-        )
-        for d in a.ctx.datasets
-    ]
-    final = "FINISHED" if a.status == "SUCCEEDED" else a.status
-    try:
-        tracker.log(run_id, params=redact_params(a.call_params, secrets), metrics=a.ctx.metrics,
-                    tags=tags)  # fmt: skip
-        a.ctx.metrics = []
-        if datasets:
-            tracker.log_datasets(run_id, datasets)
-        if a.logs:
-            path = LOG_ARTIFACT.format(step=inv.step, attempt=inv.attempt)
-            tracker.log_text(run_id, redact_text(a.logs, secrets), path)
-    except Exception as exc:  # e.g. a metric name MLflow rejects
-        final, a.status, a.error_type = "FAILED", "FAILED", "TrackingError"
-        a.error = f"recording the step in MLflow failed: {type(exc).__name__}: {exc}"
-        a.outputs = {}
-    finally:
-        tracker.end_run(run_id, final)
+    problem = a.step_run.finish(
+        a.ctx, call_params=a.call_params, outputs=a.outputs, status=a.status, error=a.error,
+        logs=a.logs,
+    )  # fmt: skip
+    if problem is not None:
+        a.status, a.error_type, a.error, a.outputs = "FAILED", "TrackingError", problem, {}
 
 
 def _cache_hit(
@@ -349,13 +262,13 @@ def _cache_hit(
     started: float,
 ) -> StepResult:
     """Reuse an earlier result: a cheap cached child run in MLflow, and the run index."""
-    from stackwise.tracking.layout import RunLayout, manifest_folder
+    from stackwise.tracking.layout import manifest_folder
+    from stackwise.tracking.step_run import record_cache_hit
 
     mlflow_run_id = None
     if inv.tracking is not None:
-        target = _parent(inv, manifest_folder(source_file))
-        mlflow_run_id = RunLayout.for_target(target).record_cache_hit(
-            target, inv.step, hit.outputs, hit.mlflow_run_id, key
+        mlflow_run_id = record_cache_hit(
+            inv, manifest_folder(source_file), hit.outputs, hit.mlflow_run_id, key
         )
     result = StepResult(
         step=inv.step, status="SUCCEEDED", attempt=inv.attempt, cached=True, cache_key=key,
@@ -372,7 +285,7 @@ def _result(
     from stackwise.tracking.redaction import redact_text, secrets_for_run
 
     error = redact_text(a.error, secrets_for_run(inv.params)) if a.error else None
-    mlflow_run_id = str(a.run.info.run_id) if a.run is not None else None
+    mlflow_run_id = a.step_run.run_id if a.step_run is not None else None
     result = StepResult(
         step=inv.step, status=a.status, attempt=inv.attempt, cache_key=a.cache_key,
         outputs=a.outputs, metrics=a.ctx.last_metrics if a.ctx is not None else {},
