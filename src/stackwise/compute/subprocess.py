@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stackwise.compute.base import HandleStatus, StepHandle
-from stackwise.compute.local import machine_problems
+from stackwise.compute.local import LocalBackend
 from stackwise.contract import StepInvocation, StepResult
 from stackwise.errors import StepTimeoutError
 from stackwise.supervision import ENV as PARENT_FD_ENV
@@ -78,21 +78,15 @@ class _ProcessHandle:
         threading.Thread(target=escalate, daemon=True).start()
 
 
-class SubprocessBackend:
+class SubprocessBackend(LocalBackend):
+    """This machine, as the local backend (same `validate`), one process per attempt."""
+
     name = "subprocess"
 
     def __init__(self, stack: Any = None) -> None:
+        super().__init__(stack)
         base = Path(stack.base_dir) if stack is not None else Path.cwd()
         self.log_root = base / ".stackwise" / "logs"
-
-    def open(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-    def validate(self, resources: Resources, image: str | None) -> list[str]:
-        return machine_problems(resources)
 
     def submit(
         self,
