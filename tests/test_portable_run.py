@@ -116,8 +116,9 @@ def test_a_foreign_orchestrator_records_what_a_local_run_records(
         proc.stdin.write(invocation(first, attempt))
         proc.stdin.close()
     for proc in racers:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, out + err
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = proc.stdout.read(), proc.stderr.read()  # small: the pipes never fill
+        assert proc.wait(300) == 0, out + err
     # Then every other step, in dependency order, each in a fresh process.
     for step in pipeline.order[1:]:
         result = _run_step(tmp_path, invocation(step))
