@@ -418,3 +418,27 @@ def test_step_options_are_frozen() -> None:
     opts = step(retries=1)(_add).options
     with pytest.raises(dataclasses.FrozenInstanceError):
         opts.cache = False  # type: ignore[misc]
+
+
+def test_a_pipeline_is_immutable_and_replace_returns_a_changed_copy() -> None:
+    import pytest as _pytest
+
+    import stackwise
+    from stackwise.scheduling.schedule import Schedule
+
+    @stackwise.step
+    def only() -> int:
+        return 1
+
+    @stackwise.pipeline(schedule=Schedule("@daily", start="2026-01-01"))
+    def frozen_pipe():
+        only()
+
+    built = frozen_pipe.build()
+    with _pytest.raises(AttributeError, match="immutable"):
+        built.schedule = None  # type: ignore[misc]
+    hourly = built.replace(schedule=Schedule("@hourly", start="2026-01-01"))
+    assert hourly.schedule is not None and hourly.schedule.cron == "0 * * * *"
+    assert built.schedule is not None and built.schedule.cron == "0 0 * * *"
+    assert frozen_pipe.build() is built  # the module's pipeline is untouched
+    assert hourly.version == built.version and hourly.order == built.order

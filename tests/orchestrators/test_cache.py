@@ -220,3 +220,23 @@ def test_deleted_artifacts_are_a_cache_miss_not_an_error(
     assert not any(_cached(third).values())
     assert _value(stack, third, "c") == {"total": 10.0}
     assert _executions(project).count("b") == 2
+
+
+def test_the_cache_can_live_in_the_artifact_store(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    """`cache: artifacts`: what a compiled pipeline on another orchestrator has; the state
+    store then holds no cache entry."""
+    import sqlite3
+
+    stack = stack.model_copy(update={"cache": "artifacts"})
+    pipeline = stackwise.load_pipeline(write_pipeline(CHAIN))
+    first = LocalOrchestrator(stack).run(pipeline)
+    second = LocalOrchestrator(stack).run(pipeline)
+    assert first.status == second.status == "SUCCEEDED"
+    assert _cached(second) == {"a": True, "b": True, "c": True, "stamp": False}
+    entries = list(path_of(stack.artifact_store_resolved).glob("cache/*/*.json"))
+    assert len(entries) == 3
+    db = Path(stack.state_store_resolved.removeprefix("sqlite:///"))
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM stackwise_cache").fetchone() == (0,)
