@@ -140,3 +140,19 @@ def test_cli_bundle_prints_the_reference(tmp_path: Path) -> None:
         f"/{data['bundle']['digest']}.tar.gz"
     )
     assert data["files"] == 2
+
+
+def test_secret_files_and_the_ignore_files_above_the_project_keep_things_out(
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".gitignore").write_text("*.secret\nprivate/\n")
+    root = repo / "proj"
+    files = {"flow.py": "X = 1\n", "db.secret": "pw", "private/notes.py": "N = 1\n",
+             ".env": "API_KEY=1", ".env.prod": "X=1", "server.pem": "-----", "id_rsa": "k",
+             ".netrc": "machine x", "conf/settings.py": "S = 1\n"}  # fmt: skip
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    assert sorted(p.as_posix() for p in project_files(root)) == ["conf/settings.py", "flow.py"]

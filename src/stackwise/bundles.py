@@ -44,6 +44,10 @@ DATA_SUFFIXES = frozenset(
      ".tar", ".gz", ".tgz", ".bz2", ".xz", ".pt", ".pth", ".ckpt", ".onnx", ".safetensors",
      ".bin", ".pyc", ".log"}
 )  # fmt: skip
+#: Files that hold credentials never go in, whatever the ignore files say (gitignore syntax).
+SECRET_FILES = (".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "id_rsa*",
+                "id_ed25519*", "id_ecdsa*", ".netrc", ".pypirc", ".npmrc", ".git-credentials",
+                "credentials.json", "*.kdbx")  # fmt: skip
 #: A bundle larger than this is refused: something that is not code slipped in.
 MAX_BUNDLE_BYTES = 200 * 1024 * 1024
 IGNORE_FILES = (".gitignore", ".stackwiseignore")
@@ -57,15 +61,18 @@ def project_files(root: Path) -> Iterator[Path]:
     import pathspec
 
     root = root.resolve()
+    base: list[tuple[Path, pathspec.GitIgnoreSpec]] = [
+        (root, pathspec.GitIgnoreSpec.from_lines(SECRET_FILES))
+    ]
+    # Inside a git repository, the ignore files of the folders above the project count too.
+    top = _git_top(root)
+    if top is not None:
+        for folder in reversed(root.parents):
+            if folder == top or top in folder.parents:
+                base += _ignore_spec(folder)
 
     def walk(folder: Path, specs: list[tuple[Path, pathspec.GitIgnoreSpec]]) -> Iterator[Path]:
-        lines: list[str] = []
-        for name in IGNORE_FILES:
-            ignore = folder / name
-            if ignore.is_file():
-                lines += ignore.read_text(errors="replace").splitlines()
-        if lines:
-            specs = [*specs, (folder, pathspec.GitIgnoreSpec.from_lines(lines))]
+        specs = [*specs, *_ignore_spec(folder)]
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             path = Path(entry.path)
             if entry.is_symlink():
@@ -80,12 +87,33 @@ def project_files(root: Path) -> Iterator[Path]:
             elif entry.is_file() and path.suffix.lower() not in DATA_SUFFIXES:
                 yield path.relative_to(root)
 
-    yield from walk(root, [])
+    yield from walk(root, base)
+
+
+def _ignore_spec(folder: Path) -> list[tuple[Path, Any]]:
+    import pathspec
+
+    lines: list[str] = []
+    for name in IGNORE_FILES:
+        ignore = folder / name
+        if ignore.is_file():
+            lines += ignore.read_text(errors="replace").splitlines()
+    return [(folder, pathspec.GitIgnoreSpec.from_lines(lines))] if lines else []
+
+
+def _git_top(folder: Path) -> Path | None:
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
 
 
 def _ignored(path: Path, is_dir: bool, specs: Sequence[tuple[Path, Any]]) -> bool:
     for base, spec in specs:
-        rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
+        try:
+            rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
+        except ValueError:
+            continue
         if spec.match_file(rel):
             return True
     return False
@@ -179,8 +207,14 @@ def _download(ref: BundleRef, target: Path) -> None:
         )
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            tar.extractall(tmp, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise BundleError(
+                f"the code bundle {ref.uri} is not a readable tar.gz ({exc}); rebuild it with "
+                "`stackwise bundle TARGET`."
+            ) from None
         (tmp / ".stackwise-bundle-complete").write_text(ref.uri)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)

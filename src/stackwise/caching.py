@@ -85,6 +85,7 @@ def step_cache_key(
     """The cache key (hex sha256) of one step of one run."""
     from stackwise.authoring.codehash import step_code_hash
 
+    params = _hidden_secrets(params)
     values: dict[str, str] = {name: ref.digest for name, ref in inputs.items()}
     for input_name, b in node.bindings.items():
         if b.kind == "param":
@@ -99,6 +100,24 @@ def step_cache_key(
         values,
         interval.to_dict() if interval else None,
     )
+
+
+def _hidden_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Secret-named parameters enter the key (and `stackwise.cache_key` in MLflow) only as a
+    deliberately slow hash (scrypt), so the key cannot be used to guess them offline."""
+    import hashlib
+
+    from stackwise.tracking.redaction import is_secret_name
+
+    out = dict(params)
+    for name, value in params.items():
+        if is_secret_name(name):
+            digest = hashlib.scrypt(
+                stable_json(value).encode(), salt=b"stackwise-cache-key:" + name.encode(),
+                n=2**14, r=8, p=1,
+            )  # fmt: skip
+            out[name] = "scrypt:" + digest.hex()
+    return out
 
 
 def usable(entry: CacheEntry, store: ArtifactStore) -> bool:

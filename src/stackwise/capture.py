@@ -3,8 +3,8 @@ of one process, and passed on to this process's stderr (stdout stays clean for `
 
 `sys.stdout` and `sys.stderr` are wrapped once by a router that sends each write to the buffer
 of the step running in the writing thread's context (a context variable), and to the original
-stderr. Writes from threads a step starts itself are not captured (threads start with an empty
-context); they reach the process's streams as before.
+stderr with the run's secrets masked. Writes from threads a step starts itself are not
+captured (threads start with an empty context); they reach the process's streams as before.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ _install_lock = threading.Lock()
 
 
 class _Buffer:
-    def __init__(self) -> None:
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = secrets
         self.parts: list[str] = []
         self.size = 0
         self.dropped = 0
@@ -59,7 +60,10 @@ class _Router(io.TextIOBase):
         if buffer is None:
             return self.wrapped.write(text)
         buffer.add(text)
-        return self.echo.write(text)
+        from stackwise.tracking.redaction import redact_text
+
+        self.echo.write(redact_text(text, buffer.secrets))
+        return len(text)
 
     def flush(self) -> None:
         self.wrapped.flush()
@@ -91,10 +95,11 @@ def _install() -> None:
 
 
 @contextlib.contextmanager
-def capture() -> Iterator[_Buffer]:
-    """Capture what the code in this block prints (in this thread's context)."""
+def capture(secrets: list[str] | None = None) -> Iterator[_Buffer]:
+    """Capture what the code in this block prints (in this thread's context); the echo on
+    stderr has `secrets` masked (the captured text is masked where it is recorded)."""
     _install()
-    buffer = _Buffer()
+    buffer = _Buffer(secrets or [])
     token = _buffer.set(buffer)
     try:
         yield buffer

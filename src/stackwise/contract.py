@@ -31,6 +31,8 @@ from stackwise.interval import Interval
 SCHEMA_VERSION = 1
 
 StepStatus = Literal["SUCCEEDED", "FAILED", "KILLED"]
+#: Run ids and step names become path segments (run index) and tag values: no '/', no '..'.
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:+@=-]{0,255}$"
 
 
 class _Model(BaseModel):
@@ -82,9 +84,9 @@ class InputRef(_Model):
     invocation's own run when None). `artifact` is filled in when the caller already knows
     where it is; otherwise the runner reads the run's index in the artifact store."""
 
-    step: str
+    step: str = Field(pattern=NAME_PATTERN)
     output: str
-    run_id: str | None = None
+    run_id: str | None = Field(None, pattern=NAME_PATTERN)
     artifact: ArtifactRef | None = None
 
 
@@ -123,8 +125,8 @@ class StepInvocation(_Model):
 
     schema_version: Literal[1] = 1
     pipeline: PipelineRef
-    step: str
-    run_id: str
+    step: str = Field(pattern=NAME_PATTERN)
+    run_id: str = Field(pattern=NAME_PATTERN)
     attempt: int = Field(1, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
     interval: Interval | None = None
@@ -158,6 +160,8 @@ class StepResult(_Model):
     error: str | None = None
     error_type: str | None = None
     logs: str = ""
+    #: False when the invocation itself is wrong (another attempt would fail the same way).
+    retryable: bool = True
 
 
 class RunClose(_Model):
@@ -168,7 +172,7 @@ class RunClose(_Model):
 
     schema_version: Literal[1] = 1
     pipeline: PipelineRef
-    run_id: str
+    run_id: str = Field(pattern=NAME_PATTERN)
     artifact_root: str
     tracking: TrackingTarget
     status: Literal["KILLED"] | None = None
@@ -231,7 +235,7 @@ def _parse(raw: str | bytes, model: type[_M]) -> _M:
     if not isinstance(data, dict):
         raise InvocationError("the invocation must be a JSON object (a StepInvocation).")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise InvocationError(_version_problem(version))
     try:
         return model.model_validate(data)

@@ -24,6 +24,13 @@ class Interval:
     data_interval_start: dt.datetime
     data_interval_end: dt.datetime
 
+    def __post_init__(self) -> None:
+        moments = (self.logical_date, self.data_interval_start, self.data_interval_end)
+        if any(m.tzinfo is None or m.utcoffset() is None for m in moments):
+            raise ValueError("a data interval's datetimes need a timezone (e.g. +00:00)")
+        if self.data_interval_end < self.data_interval_start:
+            raise ValueError("a data interval cannot end before it starts")
+
     @property
     def start(self) -> dt.datetime:
         """Short for `data_interval_start`."""

@@ -26,6 +26,7 @@ from stackwise.artifacts.store import ArtifactRef, ArtifactStore
 from stackwise.authoring.context import StepContext, UndeclaredParams
 from stackwise.authoring.context import reset_context as _reset_context
 from stackwise.authoring.context import set_context as _set_context
+from stackwise.authoring.pipeline import Pipeline
 from stackwise.caching import CacheEntry, CacheStore, open_cache, step_cache_key, usable
 from stackwise.contract import (
     InputRef,
@@ -37,7 +38,17 @@ from stackwise.contract import (
     parse_invocation,
     parse_run_close,
 )
-from stackwise.errors import StackwiseError, StepCancelledError, StepTimeoutError
+from stackwise.errors import (
+    ArtifactError,
+    BundleError,
+    ConfigError,
+    InvocationError,
+    ParameterError,
+    PipelineError,
+    StackwiseError,
+    StepCancelledError,
+    StepTimeoutError,
+)
 from stackwise.step_io import bind, resolve_inputs, split_outputs, write_index
 
 __all__ = [
@@ -112,6 +123,9 @@ class CancelToken:
 
 
 _stores: dict[str, ArtifactStore] = {}
+#: Errors of the invocation itself (not of the step): exit 2, and not worth a retry.
+_SETUP_ERRORS = (InvocationError, BundleError, PipelineError, ParameterError, ArtifactError,
+                 ConfigError)  # fmt: skip
 
 
 def _store(root: str) -> ArtifactStore:
@@ -133,6 +147,8 @@ class _Attempt:
     ctx: StepContext | None = None
     step_run: Any = None  # stackwise.tracking.step_run.StepRun, imported only when tracked
     logs: str = ""
+    user_code: bool = False  # the step's function was called
+    retryable: bool = True
     cache_key: str | None = None
 
 
@@ -152,25 +168,27 @@ def run_step(
         pipeline = load_pipeline_ref(inv.pipeline)
         node = pipeline.nodes.get(inv.step)
         if node is None:
-            raise StackwiseError(
+            raise InvocationError(
                 f"pipeline {pipeline.name!r} has no step {inv.step!r}; its steps are "
                 f"{', '.join(pipeline.order)}. Regenerate the invocation from the current code."
             )
+        params = pipeline.resolve_params(inv.params)  # typed, defaults filled, unknown refused
         store = _store(inv.artifact_root)
+        store.check_protocol()
         inputs = resolve_inputs(inv, store)
         if inv.cache is not None and node.definition.options.cache:
-            a.cache_key = step_cache_key(node, inputs, inv.params, inv.interval)
+            a.cache_key = step_cache_key(node, inputs, params, inv.interval)
             state = inv.cache.store == "state"
             location = (inv.cache.state_store or "") if state else inv.artifact_root
             cache_store = cache or open_cache(inv.cache.store, location)
             hit = cache_store.lookup(a.cache_key) if inv.cache.read else None
             if hit is not None and usable(hit, store):
-                return _cache_hit(inv, hit, a.cache_key, pipeline.source_file, store, started)
-        kwargs, a.call_params, datasets = bind(node, inputs, inv.params, store)
+                return _cache_hit(inv, hit, a.cache_key, pipeline, store, started)
+        kwargs, a.call_params, datasets = bind(node, inputs, params, store)
         definition = node.definition
         a.ctx = ctx = StepContext(
             pipeline=pipeline.name, step=inv.step, run_id=inv.run_id, attempt=inv.attempt,
-            params=dict(inv.params) if definition.context_param else UndeclaredParams(inv.step),
+            params=dict(params) if definition.context_param else UndeclaredParams(inv.step),
             interval=inv.interval,
         )  # fmt: skip
         ctx.datasets.extend(datasets)
@@ -186,7 +204,10 @@ def run_step(
                 version=pipeline.version, inputs=inputs, cache_key=a.cache_key,
             )  # fmt: skip
             cancel.mlflow_run_id = ctx.mlflow_run_id
-        value = _call(definition.fn, kwargs, ctx, a, cancel)
+        from stackwise.tracking.redaction import secrets_for_run
+
+        a.user_code = True
+        value = _call(definition.fn, kwargs, ctx, a, cancel, secrets_for_run(inv.params))
         if cancel.requested is not None:  # the step swallowed its interrupt: it still ends
             raise _interrupt_for(cancel.requested)()
         for out_name, out_value in split_outputs(definition, value).items():
@@ -203,6 +224,8 @@ def run_step(
         a.status, a.error, a.error_type = "KILLED", "interrupted", "KeyboardInterrupt"
     except StackwiseError as exc:
         a.status, a.error, a.error_type = "FAILED", exc.message, type(exc).__name__
+        # Bad input found before the step's code ran: another attempt cannot succeed.
+        a.retryable = a.user_code or not isinstance(exc, _SETUP_ERRORS)
     except Exception as exc:
         a.status, a.error_type = "FAILED", type(exc).__name__
         a.error = f"{type(exc).__name__}: {exc}\n{_user_traceback(exc)}"
@@ -212,13 +235,18 @@ def run_step(
 
 
 def _call(
-    fn: Any, kwargs: dict[str, Any], ctx: StepContext, a: _Attempt, cancel: CancelToken
+    fn: Any,
+    kwargs: dict[str, Any],
+    ctx: StepContext,
+    a: _Attempt,
+    cancel: CancelToken,
+    secrets: list[str],
 ) -> Any:
     from stackwise.capture import capture
 
     token = _set_context(ctx)
     try:
-        with capture() as buffer:
+        with capture(secrets) as buffer:
             try:
                 if a.step_run is not None:
                     from stackwise.tracking.mlflow_tracker import ActiveRun
@@ -257,7 +285,7 @@ def _cache_hit(
     inv: StepInvocation,
     hit: CacheEntry,
     key: str,
-    source_file: str | None,
+    pipeline: Pipeline,
     store: ArtifactStore,
     started: float,
 ) -> StepResult:
@@ -268,8 +296,9 @@ def _cache_hit(
     mlflow_run_id = None
     if inv.tracking is not None:
         mlflow_run_id = record_cache_hit(
-            inv, manifest_folder(source_file), hit.outputs, hit.mlflow_run_id, key
-        )
+            inv, manifest_folder(pipeline.source_file), pipeline.name, hit.outputs,
+            hit.mlflow_run_id, key,
+        )  # fmt: skip
     result = StepResult(
         step=inv.step, status="SUCCEEDED", attempt=inv.attempt, cached=True, cache_key=key,
         outputs=hit.outputs, metrics=hit.metrics, mlflow_run_id=mlflow_run_id,
@@ -284,13 +313,15 @@ def _result(
 ) -> StepResult:
     from stackwise.tracking.redaction import redact_text, secrets_for_run
 
-    error = redact_text(a.error, secrets_for_run(inv.params)) if a.error else None
+    secrets = secrets_for_run(inv.params)
+    error = redact_text(a.error, secrets) if a.error else None
     mlflow_run_id = a.step_run.run_id if a.step_run is not None else None
     result = StepResult(
         step=inv.step, status=a.status, attempt=inv.attempt, cache_key=a.cache_key,
         outputs=a.outputs, metrics=a.ctx.last_metrics if a.ctx is not None else {},
         mlflow_run_id=mlflow_run_id, duration_s=round(time.perf_counter() - started, 6),
-        error=error, error_type=a.error_type, logs=a.logs[-20_000:],
+        error=error, error_type=a.error_type, logs=redact_text(a.logs[-20_000:], secrets),
+        retryable=a.retryable,
     )  # fmt: skip
     if result.status == "SUCCEEDED":
         # The cache entry first: a kill right after it makes a resume a cache hit, not a rerun.
@@ -321,8 +352,9 @@ def close_run(spec: RunClose) -> str:
     status = spec.status or ("SUCCEEDED" if done else "FAILED")
     layout = RunLayout.for_target(spec.tracking)
     target = layout.open_parent(
-        spec.tracking, spec.run_id, {}, source_folder=manifest_folder(pipeline.source_file)
-    )
+        spec.tracking, spec.run_id, {}, pipeline=pipeline.name,
+        source_folder=manifest_folder(pipeline.source_file),
+    )  # fmt: skip
     layout.close_parent(target, status, sweep=True)
     return status
 
@@ -338,7 +370,9 @@ def _user_traceback(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """`python -m stackwise.runner --invocation FILE [--result FILE]`: run one step in this
     (fresh) process (FILE `-` reads standard input). Exit 0 on success, 1 on failure, 130 when
-    cancelled, 2 when the invocation is invalid. `--close FILE` closes a pipeline run (a
+    cancelled, 2 when the invocation is invalid (also when it only shows while loading: an
+    unknown step, a bundle that fails its digest, a missing upstream output; the result then
+    says `retryable: false`). `--close FILE` closes a pipeline run (a
     `RunClose`) after its last step and prints its status."""
     import signal
 
@@ -349,8 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", help="where to write the StepResult JSON (default stdout)")
     args = parser.parse_args(argv)
     source = args.invocation or args.close
-    raw = sys.stdin.read() if source == "-" else Path(source).read_text()
     try:
+        raw = _read_input(source)
+        if args.result:
+            _check_writable(Path(args.result))
         if args.close:
             print(close_run(parse_run_close(raw)))
             return 0
@@ -377,12 +413,34 @@ def main(argv: list[str] | None = None) -> int:
     result = run_step(inv, token)
     payload = result.model_dump_json()
     if args.result:
-        tmp = Path(args.result + ".tmp")
-        tmp.write_text(payload)
+        tmp = args.result + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(payload)
         os.replace(tmp, args.result)
     else:
         print(payload)
+    if result.status == "FAILED" and not result.retryable:
+        print(f"invalid step invocation: {result.error}", file=sys.stderr)
+        return 2
     return EXIT_CODES[result.status]
+
+
+def _read_input(source: str) -> str:
+    try:
+        return sys.stdin.read() if source == "-" else Path(source).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvocationError(f"cannot read {source!r} ({exc}); give a JSON file or -.") from None
+
+
+def _check_writable(result: Path) -> None:
+    """Before the step runs: its result must have somewhere to go."""
+    folder = result.parent if str(result.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InvocationError(
+            f"--result {str(result)!r}: its folder is missing or not writable; give a "
+            "writable path (nothing was run)."
+        )
 
 
 if __name__ == "__main__":

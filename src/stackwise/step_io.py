@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from stackwise.artifacts.store import ArtifactRef, ArtifactStore
 from stackwise.authoring.context import DatasetRecord
 from stackwise.contract import StepInvocation, StepResult
-from stackwise.errors import ArtifactError, StackwiseError
+from stackwise.errors import ArtifactError, InvocationError, StackwiseError
 
 if TYPE_CHECKING:
     from stackwise.authoring.pipeline import StepNode
@@ -74,7 +74,12 @@ def bind(
     datasets: list[DatasetRecord] = []
     for name, binding in node.bindings.items():
         if binding.kind == "output":
-            ref = inputs[name]
+            ref = inputs.get(name)
+            if ref is None:
+                raise InvocationError(
+                    f"the invocation of step {node.name!r} has no input {name!r} (output "
+                    f"{binding.output!r} of step {binding.step!r}); regenerate the invocation."
+                )
             kwargs[name] = store.get(ref)
             if ref.serializer in DATASET_SERIALIZERS:
                 datasets.append(
@@ -87,7 +92,13 @@ def bind(
                     )
                 )
         elif binding.kind == "param":
-            kwargs[name] = call_params[name] = params[binding.param or name]
+            param = binding.param or name
+            if param not in params:
+                raise InvocationError(
+                    f"the invocation of step {node.name!r} has no value for parameter "
+                    f"{param!r}; give it in params."
+                )
+            kwargs[name] = call_params[name] = params[param]
         else:
             kwargs[name] = call_params[name] = binding.value
     return kwargs, call_params, datasets

@@ -217,3 +217,19 @@ def test_manifest_git_info_for_a_repository(
     assert info["dirty"] is False
     assert SECRET not in json.dumps(manifest)
     assert info["remote"] == f"https://bot:{REDACTED}@git.example.com/o/r.git"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["max_tokens", "maxTokens", "num_tokens", "author", "n_passes", "uncertainty", "sort_key",
+     "rng_key", "partition_key", "keys"],
+)  # fmt: skip
+def test_hyperparameters_whose_names_contain_a_secret_word_are_not_secrets(name: str) -> None:
+    assert not is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["STRIPE_KEY", "apiKey", "DB_PASS", "PGPASSWORD", "refresh_token", "GH_PAT"]
+)
+def test_more_secret_names(name: str) -> None:
+    assert is_secret_name(name)

@@ -76,10 +76,14 @@ class ArtifactStore:
 
     def _filesystem(self) -> Any:
         if self._fs is None:
-            import fsspec
-
-            self._fs, _ = fsspec.core.url_to_fs(self.root)
+            self._fs, _ = filesystem(self.root)
         return self._fs
+
+    def check_protocol(self) -> None:
+        """Raise ArtifactError now when the store's protocol cannot be loaded here (cheap:
+        nothing is read or written)."""
+        if self._path is None:
+            self._filesystem()
 
     def check_writable(self) -> None:
         """Fail before a run starts, not after its first step computed something."""
@@ -175,21 +179,36 @@ class ArtifactStore:
             ) from exc
 
 
+def filesystem(url: str) -> tuple[Any, str]:
+    """The fsspec filesystem of a URL and the path in it. Raises ArtifactError, naming the
+    package to install, for a protocol fsspec does not know or cannot load."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)  # type: ignore[no-any-return]
+    except ImportError as exc:
+        raise ArtifactError(
+            f"cannot open {url!r}: its protocol needs a package that is not installed ({exc}); "
+            "install it (s3fs for s3://, gcsfs for gs://, adlfs for abfs://) where this runs."
+        ) from None
+    except ValueError as exc:
+        raise ArtifactError(
+            f"cannot open {url!r} ({exc}); use a folder or a URL fsspec knows (file://, "
+            "s3://, gs://, abfs://, memory://, ...)."
+        ) from None
+
+
 def read_url(url: str) -> bytes:
     path = local_path(url)
     if path is not None:
         return path.read_bytes()
-    import fsspec
-
-    with fsspec.open(url, "rb") as fh:
-        return bytes(fh.read())
+    fs, fs_path = filesystem(url)
+    return bytes(fs.cat_file(fs_path))
 
 
 def url_exists(url: str) -> bool:
     path = local_path(url)
     if path is not None:
         return path.exists()
-    import fsspec
-
-    fs, fs_path = fsspec.core.url_to_fs(url)
+    fs, fs_path = filesystem(url)
     return bool(fs.exists(fs_path))

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -78,6 +77,19 @@ class _ProcessHandle:
         threading.Thread(target=escalate, daemon=True).start()
 
 
+def _mask_log(log_file: Path, invocation: StepInvocation) -> None:
+    """The kept log holds what the process printed, with the run's secrets masked."""
+    from stackwise.tracking.redaction import redact_text, secrets_for_run
+
+    try:
+        text = log_file.read_text(errors="replace")
+        masked = redact_text(text, secrets_for_run(invocation.params))
+        if masked != text:
+            log_file.write_text(masked)
+    except OSError:
+        pass
+
+
 class SubprocessBackend(LocalBackend):
     """This machine, as the local backend (same `validate`), one process per attempt."""
 
@@ -98,17 +110,17 @@ class SubprocessBackend(LocalBackend):
     ) -> StepHandle:
         log_dir = self.log_root / invocation.run_id
         log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = log_dir / f"{invocation.step}-attempt{invocation.attempt}.log"
-        fd, name = tempfile.mkstemp(prefix=f"stackwise-{invocation.step}-", suffix=".json")
-        os.close(fd)
-        result_file = Path(name)
+        stem = f"{invocation.step}-attempt{invocation.attempt}"
+        log_file = log_dir / f"{stem}.log"
+        result_file = log_dir / f".{stem}.result.json"  # beside the log: no leftovers in /tmp
+        result_file.unlink(missing_ok=True)
         read_fd, write_fd = parent_pipe()
         env = dict(os.environ)
         env.pop("MLFLOW_RUN_ID", None)
         env[PARENT_FD_ENV] = str(read_fd)
         cmd = [sys.executable, "-m", "stackwise.runner", "--invocation", "-",
                "--result", str(result_file)]  # fmt: skip
-        with open(log_file, "wb") as log:
+        with open(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as log:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env,
                 pass_fds=(read_fd,),
@@ -126,8 +138,9 @@ class SubprocessBackend(LocalBackend):
         def watch() -> None:
             code = proc.wait()
             os.close(write_fd)
+            _mask_log(log_file, invocation)
             try:
-                text = result_file.read_text() if result_file.stat().st_size else ""
+                text = result_file.read_text()
             except OSError:
                 text = ""
             result_file.unlink(missing_ok=True)

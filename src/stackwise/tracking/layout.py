@@ -105,6 +105,7 @@ class RunLayout:
         run_id: str,
         params: Mapping[str, Any],
         *,
+        pipeline: str | None = None,
         source_folder: str | None = None,
         settle_s: float = 0.0,
     ) -> TrackingTarget:
@@ -117,6 +118,12 @@ class RunLayout:
         parents keeps the oldest, deleting its own if it lost."""
         from stackwise.tracking.redaction import redact_params
 
+        # The keys every parent is found by, whatever the caller's run_tags hold.
+        target = target.model_copy(
+            update={"run_tags": {**target.run_tags, T.RUN_ID: run_id,
+                                 T.PIPELINE: target.run_tags.get(T.PIPELINE) or pipeline
+                                 or "pipeline"}}
+        )  # fmt: skip
         tracker = self.tracker
         exp_id = target.experiment_id or tracker.experiment_id(
             target.experiment, target.artifact_location
@@ -126,7 +133,7 @@ class RunLayout:
         if parents:
             parent = parents[0]
         else:
-            run_name = f"{target.run_tags.get(T.PIPELINE, 'pipeline')} {run_id}"
+            run_name = f"{target.run_tags[T.PIPELINE]} {run_id}"
             tags = {**target.run_tags, T.RUN_KIND: T.RUN_KIND_PIPELINE, T.OWNER: owner(),
                     T.ENVIRONMENT_DIGEST: digest}  # fmt: skip
             created = tracker.start_run(exp_id, run_name, tags)

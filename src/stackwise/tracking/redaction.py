@@ -9,19 +9,43 @@ from collections.abc import Mapping
 from typing import Any
 
 REDACTED = "***REDACTED***"
-_SECRET_NAME = re.compile(
-    r"(TOKEN|SECRET|PASS|PWD|KEY|CREDENTIAL|AUTH|PRIVATE|SESSION|COOKIE|SIGNATURE|CERT|SALT"
-    r"|DSN|WEBHOOK|(^|_)PAT($|_))",
-    re.IGNORECASE,
-)
-# Names that match the pattern above but are not secrets.
+#: A word of a name (split at '_', '-', '.', and camelCase) that makes it a secret when the
+#: word is one of these, or ends with one (PGPASSWORD, GHTOKEN), or begins with one but for
+#: "token" (`max_tokens` counts tokens).
+_STRONG = ("password", "passwd", "passphrase", "secret", "credential", "token")
+#: Words that make a name a secret only as a whole word (so `author`, `max_tokens`,
+#: `n_passes`, `uncertainty` are not secrets, `HTTP_AUTH`, `DB_PASS`, `TLS_CERT` are).
+_EXACT = frozenset(
+    {"auth", "authorization", "pass", "pwd", "pat", "dsn", "cookie", "cookies", "session",
+     "sessionid", "salt", "signature", "webhook", "cert", "private", "privatekey", "apikey",
+     "jwt", "bearer", "hmac", "credentials", "secrets"}
+)  # fmt: skip
+#: A `key` word is a secret (API_KEY, STRIPE_KEY) unless the word before it says it is data.
+_DATA_KEYS = frozenset(
+    {"sort", "group", "partition", "join", "primary", "foreign", "dict", "cache", "lookup",
+     "hash", "index", "row", "column", "col", "label", "target", "id", "name", "feature",
+     "random", "rng", "prng", "seed", "map", "field", "shard", "bucket", "order"}
+)  # fmt: skip
+# Names that match the rules above but are not secrets.
 _NOT_SECRET = {"PWD", "OLDPWD", "KEYTIMEOUT", "XAUTHORITY"}
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@")
 _MIN_SECRET_LEN = 4
 
 
 def is_secret_name(name: str) -> bool:
-    return name.upper() not in _NOT_SECRET and bool(_SECRET_NAME.search(name))
+    """Whether a variable or parameter named `name` holds a secret, judged by its words."""
+    if name.upper() in _NOT_SECRET:
+        return False
+    words = [w.lower() for w in _WORDS.findall(name)]
+    for i, word in enumerate(words):
+        if word in _EXACT or any(
+            word.endswith(s) or (word.startswith(s) and s != "token") for s in _STRONG
+        ):
+            return True
+        if word == "key" and (i == 0 or words[i - 1] not in _DATA_KEYS):
+            return True
+    return False
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -26,7 +26,7 @@ _parents: dict[tuple[str, str], TrackingTarget] = {}
 _parents_lock = threading.Lock()
 
 
-def parent_target(inv: StepInvocation, source_folder: str) -> TrackingTarget:
+def parent_target(inv: StepInvocation, source_folder: str, pipeline: str) -> TrackingTarget:
     """The invocation's tracking target with its parent run: given by the orchestrator, or
     found or created once per process (a foreign orchestrator's workers)."""
     target = inv.tracking
@@ -38,7 +38,7 @@ def parent_target(inv: StepInvocation, source_folder: str) -> TrackingTarget:
         known = _parents.get(key)
         if known is None:
             known = RunLayout.for_target(target).open_parent(
-                target, inv.run_id, inv.params, source_folder=source_folder,
+                target, inv.run_id, inv.params, pipeline=pipeline, source_folder=source_folder,
                 settle_s=PARENT_SETTLE_S,
             )  # fmt: skip
             _parents[key] = known
@@ -70,7 +70,7 @@ class StepRun:
     ) -> StepRun:
         """One create_run call (plus the manifest, when this process's environment differs
         from the one logged on the parent)."""
-        target = parent_target(inv, source_folder)
+        target = parent_target(inv, source_folder, ctx.pipeline)
         layout = RunLayout.for_target(target)
         layout.tracker.activate()
         manifest, digest = layout.manifest(target, source_folder)
@@ -144,12 +144,13 @@ class StepRun:
 def record_cache_hit(
     inv: StepInvocation,
     source_folder: str,
+    pipeline: str,
     outputs: Mapping[str, ArtifactRef],
     cached_from: str | None,
     cache_key: str,
 ) -> str:
     """The cheap child run of a cache hit; returns its id."""
-    target = parent_target(inv, source_folder)
+    target = parent_target(inv, source_folder, pipeline)
     return RunLayout.for_target(target).record_cache_hit(
         target, inv.step, outputs, cached_from, cache_key
     )

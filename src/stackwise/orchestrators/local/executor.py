@@ -138,10 +138,18 @@ class Executor:
             self.run.run_id, name, status="RUNNING", attempt=record.attempt,
             started_at=record.started_at, error=None, cached=False, worker=None,
         )  # fmt: skip
-        handle = self.backends[invocation.compute].submit(
-            invocation, resources=invocation.resources, image=invocation.image,
-            on_done=self.done.put,
-        )  # fmt: skip
+        try:
+            handle = self.backends[invocation.compute].submit(
+                invocation, resources=invocation.resources, image=invocation.image,
+                on_done=self.done.put,
+            )  # fmt: skip
+        except Exception as exc:  # no process, no file descriptor, no disk: the attempt failed
+            self._record_result(name, StepResult(
+                step=name, status="FAILED", attempt=record.attempt, error_type="SubmitError",
+                error=f"could not start the step on compute {invocation.compute!r}: "
+                f"{type(exc).__name__}: {exc}",
+            ))  # fmt: skip
+            return
         self.running[name] = _Attempt(handle, invocation.timeout_s)
         worker = _worker_token(handle)
         if worker is not None:  # a step process: a resume must wait for it to be gone

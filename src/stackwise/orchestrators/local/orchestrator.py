@@ -83,7 +83,7 @@ class LocalOrchestrator:
         interval)."""
         from stackwise.artifacts.store import ArtifactStore
 
-        values = pipeline.resolve_params(params or {})
+        values = pipeline.resolve_params(self._given(pipeline, params))
         problems = self.validate(pipeline)
         if problems:
             raise PipelineValidationError("; ".join(problems))
@@ -134,7 +134,8 @@ class LocalOrchestrator:
             options={"max_parallel": max_parallel or self.stack.max_parallel,
                      "use_cache": use_cache, "tracking": self.stack.tracking,
                      "cache_store": self.stack.cache, "tags": tags or {},
-                     "secret_defaults": resumption.secret_defaults(pipeline, params or {})},
+                     "secret_defaults": resumption.secret_defaults(
+                         pipeline, self._given(pipeline, params))},
             host=me.host, pid=me.pid, pid_start=me.start,
             steps={n: StepRecord(n) for n in pipeline.order},
         )  # fmt: skip
@@ -168,7 +169,9 @@ class LocalOrchestrator:
         from stackwise.bundles import load_pipeline_ref
 
         run = self.state.get_run(run_id)
+        resumption.check_resume_params(params or {})
         if run.status == "SUCCEEDED":
+            run.options["secret_sources"], run.options["changed_steps"] = {}, []
             return run
         if run.status == "RUNNING" and not run.stale:
             raise StateStoreError(
@@ -205,6 +208,11 @@ class LocalOrchestrator:
         return self._execute(pipeline, ref, run, target, on_event, cancel)
 
     # -- shared ---------------------------------------------------------------------------------
+    @staticmethod
+    def _given(pipeline: Pipeline, params: dict[str, Any] | None) -> dict[str, Any]:
+        """The run's parameters as given: `-p` values over secrets from STACKWISE_PARAM_*."""
+        return {**resumption.secrets_from_env(pipeline), **(params or {})}
+
     def pipeline_ref(self, ref: str) -> PipelineRef:
         """A run's pipeline reference in portable form (relative to the project folder)."""
         from stackwise.bundles import portable_ref

@@ -25,6 +25,26 @@ WORKER_EXIT_WAIT_S = 10.0
 ENV_PREFIX = "STACKWISE_PARAM_"
 
 
+def secrets_from_env(pipeline: Pipeline) -> dict[str, str]:
+    """Secret-named parameters given as STACKWISE_PARAM_<NAME> (so they need not appear on a
+    command line, where `ps` and shell history see them)."""
+    return {
+        name: os.environ[ENV_PREFIX + name.upper()]
+        for name in pipeline.params
+        if is_secret_name(name) and ENV_PREFIX + name.upper() in os.environ
+    }
+
+
+def check_resume_params(given: dict[str, Any]) -> None:
+    """A resume reruns with the run's own parameters: only secrets may be given again."""
+    not_secret = [k for k in given if not is_secret_name(k)]
+    if not_secret:
+        raise ParameterError(
+            f"resume reruns with the run's own parameters; -p {not_secret[0]}=... can only give "
+            "again a secret parameter (never stored). Start a new run to change parameters."
+        )
+
+
 def secret_defaults(pipeline: Pipeline, overrides: dict[str, Any]) -> list[str]:
     """The secret-named parameters a run takes from their defaults (a resume restores those)."""
     return [n for n in pipeline.params if is_secret_name(n) and n not in overrides]
@@ -37,12 +57,7 @@ def restore_params(run: RunRecord, pipeline: Pipeline, given: dict[str, Any]) ->
 
     Raises ParameterError when a secret is missing, or `given` names a parameter that is not
     secret (a resume reruns with the run's own parameters)."""
-    not_secret = [k for k in given if not is_secret_name(k)]
-    if not_secret:
-        raise ParameterError(
-            f"resume reruns with the run's own parameters; -p {not_secret[0]}=... can only give "
-            "again a secret parameter (never stored). Start a new run to change parameters."
-        )
+    check_resume_params(given)
     values = dict(run.params)
     sources: dict[str, str] = {}
     defaults = set(run.options.get("secret_defaults") or [])

@@ -167,11 +167,17 @@ class StateStore:
             if row is None:
                 near = conn.execute(
                     sa.select(self.runs.c.run_id)
-                    .where(self.runs.c.run_id.like(f"{run_id}%"))
-                    .limit(2)
+                    .where(self.runs.c.run_id.startswith(run_id, autoescape=True))
+                    .limit(4)
                 ).all()
                 if len(near) == 1:
                     return self.get_run(near[0][0])
+                if near:
+                    ids = ", ".join(r[0] for r in near[:3])
+                    raise RunNotFoundError(
+                        f"{run_id!r} is the start of several run ids ({ids}"
+                        f"{', ...' if len(near) > 3 else ''}); give more of the id."
+                    )
                 raise RunNotFoundError(
                     f"no run {run_id!r} in the state store {self.url}; list runs with "
                     "`stackwise runs list`."
