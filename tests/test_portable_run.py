@@ -175,7 +175,7 @@ def test_a_worker_without_the_upstream_output_says_which_step_to_run_first(
     ).model_dump_json()  # fmt: skip
     proc = _worker(tmp_path, ["--invocation"], payload)
     out, err = proc.communicate(payload, timeout=300)
-    assert proc.returncode == 1, err
+    assert proc.returncode == 2, err  # the invocation is wrong: not worth a retry
     result = StepResult.model_validate_json(out.strip().splitlines()[-1])
-    assert result.error_type == "ArtifactError"
+    assert result.error_type == "ArtifactError" and not result.retryable
     assert "run the upstream step first" in (result.error or "")
