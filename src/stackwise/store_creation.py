@@ -84,10 +84,12 @@ def check_sqlite_writable(path: Path, label: StoreLabel, location: str) -> None:
             f"cannot be created: its folder {folder} cannot be made ({exc.strerror})",
             f"point {label.setting} at a writable folder",
         ) from None
-    probe = folder / f".{path.name}.tmp-probe-{uuid.uuid4().hex}"
+    # Not named like a creator's leftover (`.NAME.tmp-*`): another process cleaning those up
+    # must not delete this probe under our feet.
+    probe = folder / f".{path.name}-probe-{uuid.uuid4().hex}"
     try:
         probe.write_bytes(b"")
-        probe.unlink()
+        probe.unlink(missing_ok=True)
     except OSError as exc:
         raise label.fail(
             location,

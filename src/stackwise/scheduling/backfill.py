@@ -221,10 +221,9 @@ class Backfill:
         name = self.pipeline.name
         with self._claims_lock():
             if within_limit and self.max_active_runs is not None:
-                rows = self.ledger.rows(name)
-                wanted = decide(rows.get(key(interval)), self.reprocess).action != "skip"
-                running = sum(1 for r in rows.values() if r.owner_alive)
-                if wanted and running >= self.max_active_runs:
+                own = self.ledger.rows(name, logical_date=key(interval)).get(key(interval))
+                wanted = decide(own, self.reprocess).action != "skip"
+                if wanted and self.ledger.running(name) >= self.max_active_runs:
                     return None
             run_id = new_run_id()
             decision = self.ledger.claim(name, interval, self.reprocess, run_id, self.backfill_id)

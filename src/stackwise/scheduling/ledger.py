@@ -112,12 +112,21 @@ class IntervalLedger:
         create_tables(md, self.engine)
         add_missing_columns(self.engine, [self.table])
 
-    def rows(self, pipeline: str) -> dict[str, IntervalRow]:
+    def rows(
+        self, pipeline: str, *, status: str | None = None, logical_date: str | None = None
+    ) -> dict[str, IntervalRow]:
+        """The pipeline's rows by logical date (only those with `status`, or the one of
+        `logical_date`, when given: a backfill's claims read a few rows, not the history)."""
         import sqlalchemy as sa
 
+        t = self.table
+        query = sa.select(t).where(t.c.pipeline == pipeline)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        if logical_date is not None:
+            query = query.where(t.c.logical_date == logical_date)
         with self.engine.connect() as conn:
-            result = conn.execute(sa.select(self.table).where(self.table.c.pipeline == pipeline))
-            return {r.logical_date: self._row(r) for r in result.all()}
+            return {r.logical_date: self._row(r) for r in conn.execute(query).all()}
 
     def claim(
         self,
@@ -191,7 +200,7 @@ class IntervalLedger:
 
     def running(self, pipeline: str) -> int:
         """Intervals of `pipeline` running now in live processes."""
-        return sum(1 for r in self.rows(pipeline).values() if r.owner_alive)
+        return sum(1 for r in self.rows(pipeline, status="RUNNING").values() if r.owner_alive)
 
     @staticmethod
     def _row(r: Any) -> IntervalRow:
