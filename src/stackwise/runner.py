@@ -212,6 +212,16 @@ def run_step(
             raise _interrupt_for(cancel.requested)()
         for out_name, out_value in split_outputs(definition, value).items():
             a.outputs[out_name] = store.put(out_value)
+        if cache_store is not None and a.cache_key:
+            # One commit right after the outputs (before MLflow is told): from here on a kill
+            # makes the resume a cache hit instead of running the step again.
+            cache_store.record(
+                CacheEntry(
+                    key=a.cache_key, pipeline=pipeline.name, step=inv.step, outputs=a.outputs,
+                    metrics=ctx.last_metrics, run_id=inv.run_id,
+                    mlflow_run_id=ctx.mlflow_run_id,
+                )
+            )  # fmt: skip
         a.status = "SUCCEEDED"
     except _TimeoutInterrupt:
         a.status, a.error_type, a.error = "FAILED", "StepTimeoutError", StepTimeoutError().message
@@ -231,7 +241,7 @@ def run_step(
         a.error = f"{type(exc).__name__}: {exc}\n{_user_traceback(exc)}"
     finally:
         _finish_tracking(a)
-    return _result(inv, a, started, cache_store)
+    return _result(inv, a, started)
 
 
 def _call(
@@ -309,7 +319,7 @@ def _cache_hit(
 
 
 def _result(
-    inv: StepInvocation, a: _Attempt, started: float, cache_store: CacheStore | None
+    inv: StepInvocation, a: _Attempt, started: float
 ) -> StepResult:
     from stackwise.tracking.redaction import redact_text, secrets_for_run
 
@@ -324,15 +334,6 @@ def _result(
         retryable=a.retryable,
     )  # fmt: skip
     if result.status == "SUCCEEDED":
-        # The cache entry first: a kill right after it makes a resume a cache hit, not a rerun.
-        if cache_store is not None and a.cache_key:
-            cache_store.record(
-                CacheEntry(
-                    key=a.cache_key, pipeline=a.ctx.pipeline if a.ctx else "", step=inv.step,
-                    outputs=a.outputs, metrics=result.metrics, run_id=inv.run_id,
-                    mlflow_run_id=mlflow_run_id,
-                )
-            )  # fmt: skip
         write_index(_store(inv.artifact_root), inv.run_id, result)
     return result
 
