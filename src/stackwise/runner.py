@@ -12,11 +12,9 @@ index, and returns the result. It imports no orchestrator, scheduler, CLI or sta
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
 import os
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -28,6 +26,12 @@ from stackwise.authoring.context import reset_context as _reset_context
 from stackwise.authoring.context import set_context as _set_context
 from stackwise.authoring.pipeline import Pipeline
 from stackwise.caching import CacheEntry, CacheStore, open_cache, step_cache_key, usable
+from stackwise.cancellation import (
+    CancelInterrupt,
+    CancelToken,
+    TimeoutInterrupt,
+    interrupt_for,
+)
 from stackwise.contract import (
     InputRef,
     RunClose,
@@ -66,60 +70,6 @@ __all__ = [
 
 #: The process exit code for a step or run status (the CLI and `python -m stackwise.runner`).
 EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "KILLED": 130}
-
-
-class _Interrupt(BaseException):
-    """Injected into a running step. A BaseException, like KeyboardInterrupt, so that a
-    step's own `except Exception:` cannot swallow its timeout or cancellation."""
-
-
-class _TimeoutInterrupt(_Interrupt):
-    pass
-
-
-class _CancelInterrupt(_Interrupt):
-    pass
-
-
-def _interrupt_for(reason: type[BaseException]) -> type[_Interrupt]:
-    return _TimeoutInterrupt if issubclass(reason, StepTimeoutError) else _CancelInterrupt
-
-
-class CancelToken:
-    """Lets another thread stop a step running in this process. The exception is injected
-    only while user code runs, never inside the runner's own bookkeeping."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._thread_id: int | None = None
-        self.requested: type[BaseException] | None = None
-        #: The attempt's MLflow run, known as soon as it exists, so that an attempt abandoned
-        #: mid-way still links to its run.
-        self.mlflow_run_id: str | None = None
-
-    def enter(self) -> None:
-        with self._lock:
-            if self.requested is not None:
-                raise _interrupt_for(self.requested)()
-            self._thread_id = threading.get_ident()
-
-    @property
-    def in_user_code(self) -> bool:
-        return self._thread_id is not None
-
-    def leave(self) -> None:
-        with self._lock:
-            self._thread_id = None
-
-    def cancel(self, exc_type: type[BaseException] = StepCancelledError) -> None:
-        with self._lock:
-            if self.requested is not None:
-                return
-            self.requested = exc_type
-            if self._thread_id is not None:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(self._thread_id), ctypes.py_object(_interrupt_for(exc_type))
-                )
 
 
 _stores: dict[str, ArtifactStore] = {}
@@ -209,7 +159,7 @@ def run_step(
         a.user_code = True
         value = _call(definition.fn, kwargs, ctx, a, cancel, secrets_for_run(inv.params))
         if cancel.requested is not None:  # the step swallowed its interrupt: it still ends
-            raise _interrupt_for(cancel.requested)()
+            raise interrupt_for(cancel.requested)()
         for out_name, out_value in split_outputs(definition, value).items():
             a.outputs[out_name] = store.put(out_value)
         if cache_store is not None and a.cache_key:
@@ -223,9 +173,9 @@ def run_step(
                 )
             )  # fmt: skip
         a.status = "SUCCEEDED"
-    except _TimeoutInterrupt:
+    except TimeoutInterrupt:
         a.status, a.error_type, a.error = "FAILED", "StepTimeoutError", StepTimeoutError().message
-    except _CancelInterrupt:
+    except CancelInterrupt:
         a.status, a.error_type = "KILLED", "StepCancelledError"
         a.error = StepCancelledError().message
     except StepCancelledError as exc:
@@ -403,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         exc_type = StepTimeoutError if signum == signal.SIGUSR1 else StepCancelledError
         token.requested = token.requested or exc_type
         if token.in_user_code:
-            raise _interrupt_for(exc_type)()
+            raise interrupt_for(exc_type)()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGUSR1, on_signal)
