@@ -207,6 +207,10 @@ def test_more_ctrl_c_during_shutdown_still_close_every_record(
     runs = all_runs(run.tracking_uri or "", run.experiment_id or "")
     assert get_run(run.tracking_uri, run.mlflow_run_id).info.status == "KILLED"
     assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    # abandoned attempts too: the stackwise.status tag says what MLflow's status says
+    assert {r.info.run_name: r.data.tags.get("stackwise.status") for r in runs} == {
+        r.info.run_name: r.info.status for r in runs
+    }
 
 
 def test_a_reused_pid_is_not_taken_for_the_owner() -> None:

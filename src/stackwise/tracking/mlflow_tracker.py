@@ -225,7 +225,8 @@ class MlflowTracker:
             "and attributes.status = 'RUNNING'",
             max_results=1000,
         )
-        for run in runs:
+        for run in runs:  # the status tag says what the run says, as for closed steps
+            self.log(run.info.run_id, tags={"stackwise.status": status})
             self.end_run(run.info.run_id, status)
         return [r.info.run_id for r in runs]
 
