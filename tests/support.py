@@ -10,7 +10,15 @@ from typing import Any
 
 from stackwise.processes import pid_alive
 
-__all__ = ["WAIT_S", "children_of", "path_of", "pid_alive", "stackwise_cmd", "wait_until"]
+__all__ = [
+    "WAIT_S",
+    "children_of",
+    "path_of",
+    "pid_alive",
+    "stackwise_cmd",
+    "start_together",
+    "wait_until",
+]
 
 #: Generous bound for anything that waits on a subprocess or a run.
 WAIT_S = 60.0
@@ -40,3 +48,25 @@ def path_of(uri: str) -> Path:
     path = local_path(uri)
     assert path is not None and uri.startswith("file:///"), uri
     return path
+
+
+def start_together(
+    cwd: Path, *commands: list[str], timeout: float = 180.0
+) -> list[tuple[int, str, str]]:
+    """Start every command at the same moment; each one's exit code, stdout and stderr."""
+    import subprocess
+
+    procs = [
+        subprocess.Popen(c, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for c in commands
+    ]
+    results = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        results.append((proc.returncode, out, err))
+    return results

@@ -27,6 +27,7 @@ from sched_support import (
     set_behaviour,
     stackwise_cmd,
 )
+from tests.support import start_together
 
 from stackwise.config import StackConfig, load_stack
 from stackwise.orchestrators.local import StateStore
@@ -39,29 +40,15 @@ RANGES = (("2026-01-01", "2026-01-12"), ("2026-01-06", "2026-01-18"))
 
 def _race(project: Path, ref: str) -> list[tuple[int, dict[str, Any], str]]:
     """Start both backfills together; return each one's exit code, JSON report and stderr."""
-    procs = [
-        subprocess.Popen(
-            stackwise_cmd("backfill", ref, "--start", lo, "--end", hi, "--parallel", "2", "--json"),
-            cwd=project,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for lo, hi in RANGES
-    ]
+    commands = [stackwise_cmd("backfill", ref, "--start", lo, "--end", hi, "--parallel", "2",
+                              "--json") for lo, hi in RANGES]  # fmt: skip
     results = []
-    for proc in procs:
-        try:
-            out, err = proc.communicate(timeout=180)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    for code, out, err in start_together(project, *commands):
         try:
             report = json.loads(out)
         except json.JSONDecodeError:
-            raise AssertionError(f"exit {proc.returncode}\n{out}\n{err}") from None
-        results.append((proc.returncode, report, err))
+            raise AssertionError(f"exit {code}\n{out}\n{err}") from None
+        results.append((code, report, err))
     return results
 
 

@@ -7,7 +7,6 @@ most intervals in flight at one moment is measured."""
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from sched_support import (
     set_behaviour,
     stackwise_cmd,
 )
+from tests.support import start_together
 
 from stackwise.config import StackConfig, load_stack
 from stackwise.orchestrators.local import StateStore
@@ -96,28 +96,15 @@ def test_parallel_within_max_active_runs_runs_that_many_without_a_warning(
 
 
 def _two_backfills_at_once(project: Path, ref: str) -> list[tuple[int, dict[str, Any], str]]:
-    procs = [
-        subprocess.Popen(
-            stackwise_cmd("backfill", ref, "--start", lo, "--end", hi, "--json"),
-            cwd=project,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for lo, hi in (("2026-01-01", "2026-01-03"), ("2026-01-04", "2026-01-06"))
-    ]
+    ranges = (("2026-01-01", "2026-01-03"), ("2026-01-04", "2026-01-06"))
+    commands = [stackwise_cmd("backfill", ref, "--start", lo, "--end", hi, "--json")
+                for lo, hi in ranges]  # fmt: skip
     results = []
-    for proc in procs:
+    for code, out, err in start_together(project, *commands):
         try:
-            out, err = proc.communicate(timeout=180)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        try:
-            results.append((proc.returncode, json.loads(out), err))
+            results.append((code, json.loads(out), err))
         except json.JSONDecodeError:
-            raise AssertionError(f"exit {proc.returncode}\n{out}\n{err}") from None
+            raise AssertionError(f"exit {code}\n{out}\n{err}") from None
     return results
 
 

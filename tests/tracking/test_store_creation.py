@@ -26,27 +26,10 @@ from tests.stores_support import (
     schema_revisions,
     state_runs,
 )
-from tests.support import stackwise_cmd
+from tests.support import stackwise_cmd, start_together
 
 WritePipeline = Callable[..., str]
 PG_HOST = ["-h", "127.0.0.1", "-U", "postgres"]
-
-
-def _start_together(cwd: Path, *commands: list[str]) -> list[tuple[int, str, str]]:
-    procs = [
-        subprocess.Popen(c, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for c in commands
-    ]
-    results = []
-    for proc in procs:
-        try:
-            out, err = proc.communicate(timeout=180)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        results.append((proc.returncode, out, err))
-    return results
 
 
 def _parents(uri: str, experiment: str = "pipe") -> list[object]:
@@ -74,7 +57,7 @@ def _leftovers(folder: Path) -> list[str]:
 def test_two_first_runs_at_once_both_succeed(project: Path, write_pipeline: WritePipeline) -> None:
     for _ in range(3):
         folder, ref = _fresh_project(project, write_pipeline)
-        results = _start_together(folder, stackwise_cmd("run", ref), stackwise_cmd("run", ref))
+        results = start_together(folder, stackwise_cmd("run", ref), stackwise_cmd("run", ref))
         assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
         db = folder / ".stackwise" / "mlflow.db"
         assert schema_revisions(db) == [mlflow_head()]
@@ -90,7 +73,7 @@ def test_two_first_backfills_at_once_both_succeed(
         folder, ref = _fresh_project(project, write_pipeline)
         backfill = stackwise_cmd("backfill", ref, "--start", "2026-01-01", "--end", "2026-01-03",
                                  "--json")  # fmt: skip
-        results = _start_together(folder, backfill, backfill)
+        results = start_together(folder, backfill, backfill)
         assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
         for _, out, _ in results:
             statuses = {i["status"] for i in json.loads(out)["intervals"]}
@@ -160,7 +143,7 @@ def test_fresh_postgres_store_two_first_runs_at_once(
 ) -> None:
     folder, ref = _fresh_project(project, write_pipeline)
     (folder / "stackwise.yaml").write_text(f"tracking_uri: '{fresh_pg_db}'\n")
-    results = _start_together(folder, stackwise_cmd("run", ref), stackwise_cmd("run", ref))
+    results = start_together(folder, stackwise_cmd("run", ref), stackwise_cmd("run", ref))
     assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
     assert len(_parents(fresh_pg_db)) == 2
 
