@@ -4,7 +4,6 @@ hits still get a "(cached)" child run in MLflow; missing artifacts mean a miss, 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,21 +84,16 @@ def test_second_run_is_served_from_cache(
 ) -> None:
     pipeline = stackwise.load_pipeline(write_pipeline(CHAIN))
     orchestrator = LocalOrchestrator(stack)
-    started = time.monotonic()
     first = orchestrator.run(pipeline)
-    first_s = time.monotonic() - started
     executed = _executions(project)
 
-    started = time.monotonic()
     second = orchestrator.run(pipeline)
-    second_s = time.monotonic() - started
 
     assert first.status == second.status == "SUCCEEDED"
     assert sorted(executed) == ["a", "b", "c", "stamp"]
     assert _cached(first) == {"a": False, "b": False, "c": False, "stamp": False}
     assert _cached(second) == {"a": True, "b": True, "c": True, "stamp": False}
     assert sorted(_executions(project)) == sorted(executed + ["stamp"])
-    assert second_s < first_s - 0.5  # b sleeps 1 s whenever it really runs
     for name in ("a", "b", "c"):
         assert second.steps[name].outputs == first.steps[name].outputs
     assert second.steps["stamp"].cache_key is None

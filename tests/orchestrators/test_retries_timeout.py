@@ -229,13 +229,13 @@ def test_step_blocked_in_native_code_is_abandoned_after_grace(
 ) -> None:
     """A thread cannot be interrupted inside time.sleep: after the timeout plus the stop
     grace period the attempt is given up and recorded FAILED, and its MLflow run closed."""
-    ref = _hang(write_pipeline, timeout=1, body=f"time.sleep({STOP_GRACE_S + 6})")
+    ref = _hang(write_pipeline, timeout=1, body=f"time.sleep({STOP_GRACE_S + 20})")
 
     started = time.monotonic()
     run = LocalOrchestrator(stack).run(stackwise.load_pipeline(ref))
     elapsed = time.monotonic() - started
 
-    assert 1 + STOP_GRACE_S <= elapsed < 1 + STOP_GRACE_S + 3
+    assert 1 + STOP_GRACE_S <= elapsed < 1 + STOP_GRACE_S + 10  # far less than the sleep
     assert run.status == "FAILED"
     record = run.steps["hang"]
     assert record.status == "FAILED"
