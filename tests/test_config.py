@@ -234,3 +234,30 @@ def test_absolute_and_remote_locations_are_kept(project: Path) -> None:
     assert config.tracking_uri_resolved == "sqlite:////var/lib/mlflow.db"
     assert config.state_store_resolved == "postgresql://user@db:5432/state"
     assert config.artifact_store_resolved == "s3://bucket/prefix"
+
+
+def test_a_backend_section_is_validated_by_the_backends_own_model(project: Path) -> None:
+    from pydantic import BaseModel, ConfigDict
+
+    from stackwise.config import section
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        namespace: str = "default"
+        retries: int = 0
+
+    path = _write(project, "kubernetes:\n  namespace: ml\n")
+    assert section(load_stack(path), "kubernetes", Settings).namespace == "ml"
+    assert section(load_stack(_write(project, "")), "kubernetes", Settings).retries == 0
+
+    bad = _write(project, "kubernetes:\n  namespce: ml\n  retries: many\n")
+    with pytest.raises(ConfigError) as exc:
+        section(load_stack(bad), "kubernetes", Settings)
+    message = exc.value.message
+    assert str(bad) in message
+    assert "unknown key 'kubernetes.namespce'. Did you mean 'namespace'?" in message
+    assert "key 'kubernetes.retries' = 'many'" in message
+
+    assert "key 'kubernetes' = [1]: Input should be a valid dictionary" in _error(
+        _write(project, "kubernetes: [1]\n")
+    )

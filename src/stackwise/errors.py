@@ -13,6 +13,8 @@
     +-- InvocationError                 a StepInvocation is malformed or of another version
     +-- BundleError                     a code bundle cannot be built, fetched or verified
     +-- TrackingError                   the MLflow tracking server cannot be reached
+    +-- TargetError                     Airflow/Kubeflow unreachable, refused credentials,
+    |                                   or rejected the compiled pipeline
     +-- StateStoreError                 the run state store cannot be opened or is inconsistent
     +-- RunNotFoundError                no run with that id in the state store
     +-- AdvisorError                    `stackwise advise` cannot do what was asked
@@ -82,6 +84,10 @@ class BundleError(StackwiseError):
 
 class TrackingError(StackwiseError):
     headline = "tracking error"
+
+
+class TargetError(StackwiseError):
+    headline = "orchestrator error"
 
 
 class StateStoreError(StackwiseError):

@@ -42,9 +42,10 @@ def resolve(table: dict[str, str], kind: str, name: str) -> Any:
     elif table is COMPUTE_BACKENDS:
         planned = PLANNED_COMPUTE_BACKENDS
     if target is None and name in planned:
+        usable = table or ORCHESTRATORS
         raise ConfigError(
             f"{kind} {name!r} is not available in this release of stackwise yet; set it to one "
-            f"of {', '.join(table)} in stackwise.yaml to run now."
+            f"of {', '.join(usable)} in stackwise.yaml to run now."
         )
     if target is None:
         raise ConfigError(

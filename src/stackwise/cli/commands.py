@@ -22,13 +22,13 @@ def _exit_code(run: RunRecord) -> int:
     return EXIT_CODES.get(run.status, 1)
 
 
-def _finish(run: RunRecord, as_json: bool) -> None:
+def _finish(run: RunRecord, as_json: bool, resumable: bool = True) -> None:
     from stackwise.cli.render import error_console, json_text, out_console, run_json, steps_table
 
     outcome_decided()
     if as_json:
         typer.echo(json_text(run_json(run)))
-        if run.status != "SUCCEEDED":
+        if run.status != "SUCCEEDED" and resumable:
             error_console().print(f"resume with: stackwise resume {run.run_id}")
     else:
         console = out_console()
@@ -41,7 +41,7 @@ def _finish(run: RunRecord, as_json: bool) -> None:
         for s in run.steps.values():
             if s.status == "FAILED" and s.error:
                 console.print(f"[red]step {s.name} failed:[/] {s.error.strip()}", highlight=False)
-        if run.status != "SUCCEEDED":
+        if run.status != "SUCCEEDED" and resumable:
             console.print(f"resume with: stackwise resume {run.run_id}")
     raise typer.Exit(_exit_code(run))
 
@@ -92,6 +92,9 @@ def run(
     from stackwise.orchestrators.base import ignore_event, new_run_id
 
     overrides = parse_assignments(param)
+    if _on_target(stack):
+        _run_on_target(stack, target, overrides, as_json)
+        return
     orchestrator = _orchestrator(stack)
     pipeline = load_pipeline(target)
     orchestrator.preflight(pipeline, overrides)  # bad input fails before anything starts
@@ -109,6 +112,47 @@ def run(
     except KeyboardInterrupt:
         _interrupted(orchestrator, run_id, as_json)
     _finish(record, as_json)
+
+
+def _on_target(stack: str | None) -> bool:
+    """Whether the stack's orchestrator is a target stackwise hands pipelines to (Airflow,
+    Kubeflow) rather than one that orders the steps itself."""
+    from stackwise.config import load_stack
+    from stackwise.plugins import ORCHESTRATORS
+
+    return load_stack(stack).orchestrator not in ORCHESTRATORS
+
+
+def _run_on_target(
+    stack: str | None, target: str, overrides: dict[str, str], as_json: bool
+) -> None:
+    """Validate, deploy, trigger one run and follow it with progress. Ctrl-C stops following
+    only: the run goes on in the target."""
+    from stackwise.authoring.loader import load_pipeline
+    from stackwise.cli.render import Progress, error_console
+    from stackwise.config import load_stack
+    from stackwise.orchestrators.base import ignore_event
+    from stackwise.orchestrators.targets import check, follow, open_target
+
+    config = load_stack(stack)
+    orchestrator = open_target(config, config.orchestrator)
+    pipeline = load_pipeline(target)
+    check(orchestrator, pipeline)
+    params = pipeline.resolve_params(overrides)  # bad input fails before anything is deployed
+    deployment = orchestrator.deploy(pipeline)
+    run_id = orchestrator.trigger(deployment, params)
+    console = error_console()
+    if not as_json:
+        console.print(f"running [bold]{pipeline.name}[/] on {orchestrator.name}: run {run_id}")
+    try:
+        with Progress(console, list(pipeline.order), quiet=as_json) as progress:
+            record = follow(orchestrator, deployment, run_id,
+                            ignore_event if as_json else progress)  # fmt: skip
+    except KeyboardInterrupt:
+        outcome_decided()
+        console.print(f"stopped following: run {run_id} goes on in {orchestrator.name}.")
+        raise typer.Exit(130) from None
+    _finish(record, as_json, resumable=False)
 
 
 @app.command()

@@ -118,6 +118,7 @@ COMMAND_MODULES = (
     "stackwise.cli.policy",
     "stackwise.cli.lineage",
     "stackwise.cli.bundle",
+    "stackwise.cli.export",
 )
 
 
