@@ -38,6 +38,10 @@ class StackConfig(BaseModel):
         f"sqlite:///{STATE_DIR}/state.db", description="SQLAlchemy URL (sqlite or postgresql)"
     )
     max_parallel: int = Field(4, ge=1, le=1024, description="steps running at once")
+    durability: Literal["normal", "full"] = Field(
+        "normal",
+        description="embedded SQLite stores: normal (WAL, synchronous=NORMAL) or full sync",
+    )
     cache: Literal["state", "artifacts"] = Field(
         "state", description="where the step cache is kept: the state store or the artifact store"
     )
@@ -98,6 +102,11 @@ class StackConfig(BaseModel):
         if uri is None:
             uri = f"sqlite:///{STATE_DIR}/mlflow.db"
         return self._resolve_sqlite(uri)
+
+    @property
+    def owns_tracking_store(self) -> bool:
+        """Whether the tracking store is stackwise's default one (nobody named a store)."""
+        return not (os.environ.get("MLFLOW_TRACKING_URI") or self.tracking_uri)
 
     @property
     def state_store_resolved(self) -> str:

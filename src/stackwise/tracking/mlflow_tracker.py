@@ -57,7 +57,14 @@ class MlflowTracker:
             os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
             for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.store"):
                 logging.getLogger(noisy).setLevel(logging.WARNING)
-            self._client = MlflowClient(self.uri)
+            client = MlflowClient(self.uri)
+            from stackwise.tracking import durability
+
+            if durability.relaxed(self.uri):
+                engine = getattr(getattr(client._tracking_client, "store", None), "engine", None)
+                if engine is not None:
+                    durability.apply(engine)
+            self._client = client
         return self._client
 
     def activate(self) -> None:

@@ -15,12 +15,13 @@ _stores: dict[tuple[str, Path | None], StateStore] = {}
 _lock = threading.Lock()
 
 
-def state_store(url: str, base_dir: Path | None = None) -> StateStore:
-    """One StateStore (one engine) per URL and project folder per process."""
+def state_store(url: str, base_dir: Path | None = None, durability: str = "normal") -> StateStore:
+    """One StateStore (one engine) per URL and project folder per process; `durability` (the
+    stack's: normal or full) picks SQLite's synchronous setting when the store is created."""
     with _lock:
         store = _stores.get((url, base_dir))
         if store is None:
-            store = _stores[(url, base_dir)] = StateStore(url, base_dir)
+            store = _stores[(url, base_dir)] = StateStore(url, base_dir, durability)
         return store
 
 

@@ -41,13 +41,19 @@ class LocalOrchestrator:
         self._backends: dict[str, ComputeBackend] = {}
         self._checked = False
         self._lock = threading.Lock()
+        if stack.tracking and stack.durability == "normal" and stack.owns_tracking_store:
+            from stackwise.tracking.durability import relax
+
+            relax(stack.tracking_uri_resolved)
 
     @property
     def state(self) -> StateStore:
         if self._state is None:
             from stackwise.orchestrators.local.cache import state_store
 
-            self._state = state_store(self.stack.state_store_resolved, self.stack.base_dir)
+            self._state = state_store(
+                self.stack.state_store_resolved, self.stack.base_dir, self.stack.durability
+            )
         return self._state
 
     def backend(self, name: str) -> ComputeBackend:

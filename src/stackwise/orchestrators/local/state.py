@@ -38,8 +38,11 @@ class StateStore:
     renamed project still finds its runs' stores; they are resolved against it again when
     read."""
 
-    def __init__(self, url: str, base_dir: Path | None = None) -> None:
+    def __init__(
+        self, url: str, base_dir: Path | None = None, durability: str = "normal"
+    ) -> None:
         self.url = url
+        self.synchronous = "FULL" if durability == "full" else "NORMAL"
         self.base_dir = (base_dir or Path.cwd()).resolve()
         try:
             self._open()
@@ -61,7 +64,7 @@ class StateStore:
             def _pragmas(conn: Any, _record: Any) -> None:
                 cur = conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute(f"PRAGMA synchronous={self.synchronous}")  # one of two constants
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
 
