@@ -442,3 +442,71 @@ def test_a_pipeline_is_immutable_and_replace_returns_a_changed_copy() -> None:
     assert built.schedule is not None and built.schedule.cron == "0 0 * * *"
     assert frozen_pipe.build() is built  # the module's pipeline is untouched
     assert hourly.version == built.version and hourly.order == built.order
+
+
+def test_order_is_stable_with_ties_in_definition_order() -> None:
+    @step
+    def src() -> int:
+        return 0
+
+    @step
+    def use(x: int, y: int) -> int:
+        return x + y
+
+    @pipeline
+    def diamond() -> None:
+        a, b = src.alias("a")(), src.alias("b")()
+        c = use.alias("c")(b, b)  # defined before d, ready at the same moment
+        d = use.alias("d")(a, b)
+        use.alias("e")(d, c)
+
+    assert diamond.build().order == ("a", "b", "c", "d", "e")
+
+
+def test_a_large_pipeline_of_aliases_analyses_the_function_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reported: 10,000 steps took 409 s to load (the order was O(n^2); each alias analysed
+    the function's signature again). Counted, not timed."""
+    import inspect
+    import sys
+
+    pipeline_mod = sys.modules["stackwise.authoring.pipeline"]
+
+    @step
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @step
+    def one() -> int:
+        return 1
+
+    signatures = 0
+    real_signature = inspect.signature
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal signatures
+        signatures += 1
+        return real_signature(*args, **kwargs)
+
+    upstream_reads = 0
+    real_upstream = pipeline_mod.StepNode.upstream.func
+
+    def counting_upstream(node: Any) -> Any:
+        nonlocal upstream_reads
+        upstream_reads += 1
+        return real_upstream(node)
+
+    monkeypatch.setattr(inspect, "signature", counting)
+    monkeypatch.setattr(pipeline_mod.StepNode, "upstream", property(counting_upstream))
+
+    @pipeline
+    def big() -> None:
+        values = [one()]
+        for i in range(1, 500):
+            values.append(add.alias(f"add_{i}")(values[i - 1], values[i // 2]))
+
+    built = big.build()
+    assert len(built.order) == 500 and built.order[-1] == "add_499"
+    assert signatures <= 5
+    assert upstream_reads <= 3 * 500  # linear: was 500 * 500 = 250,000 in the sort alone

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import inspect
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -117,8 +118,10 @@ class StepNode:
     definition: StepDefinition
     bindings: Mapping[str, Binding]
 
-    @property
+    @functools.cached_property
     def upstream(self) -> tuple[str, ...]:
+        """The steps this one reads from, each once, in binding order (computed once: the
+        executor asks for it on every event)."""
         seen: dict[str, None] = {}
         for b in self.bindings.values():
             if b.kind == "output" and b.step is not None:
@@ -357,16 +360,24 @@ def _trace(
 
 
 def _topological_order(nodes: Mapping[str, StepNode]) -> tuple[str, ...]:
-    """Kahn's algorithm, ties broken by definition order so the order is stable."""
-    indegree = {name: len(node.upstream) for name, node in nodes.items()}
+    """Kahn's algorithm, ties broken by definition order so the order is stable: steps that
+    become ready together are queued in the order they were defined. O(steps + edges)."""
+    from collections import deque
+
+    upstream = {name: node.upstream for name, node in nodes.items()}
+    downstream: dict[str, list[str]] = {name: [] for name in nodes}
+    for name, ups in upstream.items():  # definition order, so each list is too
+        for up in ups:
+            if up in downstream:
+                downstream[up].append(name)
+    indegree = {name: len(ups) for name, ups in upstream.items()}
     order: list[str] = []
-    ready = [n for n in nodes if indegree[n] == 0]
+    ready = deque(n for n in nodes if indegree[n] == 0)
     while ready:
-        current = ready.pop(0)
+        current = ready.popleft()
         order.append(current)
-        for name, node in nodes.items():
-            if current in node.upstream:
-                indegree[name] -= 1
-                if indegree[name] == 0:
-                    ready.append(name)
+        for name in downstream[current]:
+            indegree[name] -= 1
+            if indegree[name] == 0:
+                ready.append(name)
     return tuple(order)

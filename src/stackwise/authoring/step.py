@@ -140,8 +140,13 @@ class StepDefinition:
         self.signature = sig
 
     def alias(self, name: str) -> StepDefinition:
-        """The same step under another name, to call it twice in one pipeline."""
-        return StepDefinition(self.fn, name, self.options)
+        """The same step under another name, to call it twice in one pipeline (the function's
+        signature is analysed once, not again per alias: a 10,000-step pipeline of aliases)."""
+        import copy
+
+        twin = copy.copy(self)
+        twin.name = name
+        return twin
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from stackwise.authoring.pipeline import current_builder
