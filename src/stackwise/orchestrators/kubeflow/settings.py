@@ -80,5 +80,3 @@ class KubeflowSettings(BaseModel):
         False,
         description="allow an artifact store and tracking store on this host (kfp.local only)",
     )
-    poll_s: float = Field(5.0, gt=0, description="seconds between status polls")
-    timeout_s: float | None = Field(None, gt=0, description="stop following after (s)")
