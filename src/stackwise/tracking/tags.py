@@ -41,6 +41,9 @@ TRUNCATED_PARAMS = "stackwise.truncated_params"
 INPUT_PREFIX = "stackwise.input."  # + input name: the artifact URL read
 OUTPUT_PREFIX = "stackwise.output."  # + output name: URL; + ".digest": its sha256
 
+# -- a pipeline run on Kubeflow Pipelines (parent and children) -----------------------------
+KUBEFLOW_RUN_ID = "stackwise.kubeflow.run_id"  # the KFP run id
+
 RUN_KIND_PIPELINE = "pipeline"
 RUN_KIND_STEP = "step"
 
