@@ -119,6 +119,7 @@ COMMAND_MODULES = (
     "stackwise.cli.lineage",
     "stackwise.cli.bundle",
     "stackwise.cli.export",
+    "stackwise.cli.dashboard",
 )
 
 
