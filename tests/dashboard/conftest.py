@@ -43,3 +43,39 @@ def client(world: World) -> Iterator[Any]:
 
     with TestClient(create_app(world.config)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def server(world: World) -> Iterator[str]:
+    """`stackwise dashboard` itself, a real uvicorn server on a free loopback port."""
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port, wait_http
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stackwise", "dashboard", "--port", str(port)],
+        cwd=world.folder, env=world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/runs", timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def browser(server: str) -> Iterator[Any]:
+    """Debian's headless Chromium, driven by Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        yield chromium
+        chromium.close()
