@@ -23,6 +23,7 @@
     |   +-- PolicyError                 the policy file has an unknown rule, key or a bad value
     |   +-- PolicyViolation (exit 1)    a promotion was refused because a policy rule failed
     +-- LineageError                    a lineage REF names no model version, run or dataset
+    +-- DashboardError                  `stackwise dashboard` cannot start (missing extra, port)
     +-- RunFailedError (exit 1)         a run finished with at least one failed step
     +-- StepTimeoutError (exit 1)       raised inside a step whose timeout elapsed
     +-- StepCancelledError (exit 130)   raised inside a step when the run is interrupted
@@ -128,6 +129,10 @@ class PolicyViolation(GovernanceError):
 
 class LineageError(StackwiseError):
     headline = "lineage error"
+
+
+class DashboardError(StackwiseError):
+    headline = "dashboard error"
 
 
 class RunFailedError(StackwiseError):

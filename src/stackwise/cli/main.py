@@ -120,6 +120,7 @@ COMMAND_MODULES = (
     "stackwise.cli.bundle",
     "stackwise.cli.export",
     "stackwise.cli.image",
+    "stackwise.cli.dashboard",
 )
 
 

@@ -160,6 +160,25 @@ class RunIndex:
             if not token:
                 return ids
 
+    def pipeline_runs(self, limit: int = 100) -> list[RunSnapshot]:
+        """The newest pipeline runs (parent runs, `stackwise.run_kind=pipeline`) of every
+        experiment, whichever orchestrator ran them, newest first; at most `limit`."""
+        flt = f"tags.`{T.RUN_KIND}` = {_quote(T.RUN_KIND_PIPELINE)}"
+        page = self.client.search_runs(
+            self.experiment_ids(), filter_string=flt, max_results=limit,
+            order_by=["attributes.start_time DESC"],
+        )  # fmt: skip
+        found = [snapshot(r) for r in page]
+        for run in found:
+            self._runs.setdefault(run.run_id, run)
+        return found
+
+    def pipeline_run(self, stackwise_run_id: str) -> RunSnapshot | None:
+        """The parent MLflow run of a stackwise pipeline run, in any experiment."""
+        flt = f"tags.`{T.RUN_ID}` = {_quote(stackwise_run_id)}"
+        parents = [r for r in self.search(self.experiment_ids(), flt) if r.parent_id is None]
+        return parents[0] if parents else None
+
     def children(self, parent: RunSnapshot) -> list[RunSnapshot]:
         if parent.run_id not in self._children:
             flt = f"tags.`mlflow.parentRunId` = {_quote(parent.run_id)}"

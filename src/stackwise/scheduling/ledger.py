@@ -47,6 +47,24 @@ class IntervalRow:
         return identity_alive(self.host, self.pid, self.pid_start)
 
 
+@dataclasses.dataclass
+class BackfillSummary:
+    """One backfill as the ledger holds it: `counts` maps an interval status to how many of
+    the backfill's intervals have it; `first`/`last` are logical dates (UTC ISO), `updated_at`
+    epoch seconds of its latest change."""
+
+    backfill_id: str
+    pipeline: str
+    first: str
+    last: str
+    updated_at: float
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
 @dataclasses.dataclass(frozen=True)
 class Decision:
     """What to do with one interval: run it afresh, resume its earlier run, or skip it."""
@@ -197,6 +215,44 @@ class IntervalLedger:
                     status=status, run_id=run_id, updated_at=time.time(), version=t.c.version + 1
                 )  # fmt: skip
             )
+
+    def backfills(self, limit: int = 200) -> list[BackfillSummary]:
+        """Every backfill that holds ledger rows, newest first: its pipeline, how many intervals
+        it last claimed, and how many of those are in each status."""
+        import sqlalchemy as sa
+
+        t = self.table
+        query = (
+            sa.select(
+                t.c.backfill_id, t.c.pipeline, t.c.status, sa.func.count(),
+                sa.func.min(t.c.logical_date), sa.func.max(t.c.logical_date),
+                sa.func.max(t.c.updated_at),
+            )
+            .where(t.c.backfill_id.is_not(None))
+            .group_by(t.c.backfill_id, t.c.pipeline, t.c.status)
+        )  # fmt: skip
+        found: dict[tuple[str, str], BackfillSummary] = {}
+        with self.engine.connect() as conn:
+            for bf, pipeline, status, count, first, last, updated in conn.execute(query).all():
+                summary = found.setdefault(
+                    (bf, pipeline), BackfillSummary(bf, pipeline, first, last, updated, {})
+                )
+                summary.counts[status] = int(count)
+                summary.first = min(summary.first, first)
+                summary.last = max(summary.last, last)
+                summary.updated_at = max(summary.updated_at, updated)
+        newest = sorted(found.values(), key=lambda s: s.updated_at, reverse=True)
+        return newest[:limit]
+
+    def backfill_rows(self, backfill_id: str) -> list[IntervalRow]:
+        """The rows a backfill claimed last (a later backfill over the same interval takes the
+        row over), in logical-date order."""
+        import sqlalchemy as sa
+
+        t = self.table
+        query = sa.select(t).where(t.c.backfill_id == backfill_id).order_by(t.c.logical_date)
+        with self.engine.connect() as conn:
+            return [self._row(r) for r in conn.execute(query).all()]
 
     def running(self, pipeline: str) -> int:
         """Intervals of `pipeline` running now in live processes."""
