@@ -204,7 +204,13 @@ def test_a_backfill_waits_for_an_interval_another_process_runs_and_takes_it_over
                           "--json"),
             cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(4)
+        # It runs 2026-01-01 first, then finds 2026-01-02 busy: wait for the first part, not
+        # for a fixed time (a loaded machine starts a process in seconds).
+        wait_until(lambda: any(e["step"] == "load" and e["pid"] == second.pid
+                               and day(e["logical_date"]) == "2026-01-01"
+                               for e in executions(project)), 120,
+                   "the second backfill to finish 2026-01-01")  # fmt: skip
+        time.sleep(3)  # then it claims 2026-01-02 and finds it busy
         assert second.poll() is None, "the second backfill finished while an interval ran"
         set_behaviour(project, sleep={"*": 0})  # the takeover must not sleep a minute
         os.killpg(first.pid, signal.SIGKILL)
