@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stackwise.errors import ConfigError
 
 DEFAULT_FILE = "stackwise.yaml"
+M = TypeVar("M", bound=BaseModel)
 STATE_DIR = ".stackwise"
 
 
@@ -47,6 +48,12 @@ class StackConfig(BaseModel):
         None,
         description="promotion policies, validated by stackwise.governance.policies when used",
     )
+    # One section per backend, validated by that backend's own model when it is used (see
+    # `section`), so that the core never imports a backend to read a stack file.
+    airflow: dict[str, Any] | None = Field(None, description="Airflow deployment (orchestrator)")
+    kubeflow: dict[str, Any] | None = Field(None, description="Kubeflow Pipelines (orchestrator)")
+    ray: dict[str, Any] | None = Field(None, description="Ray cluster (compute backend)")
+    kubernetes: dict[str, Any] | None = Field(None, description="Kubernetes Jobs (compute)")
 
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     source: str | None = Field(None, exclude=True)
@@ -54,9 +61,9 @@ class StackConfig(BaseModel):
     @field_validator("orchestrator")
     @classmethod
     def _known_orchestrator(cls, value: str) -> str:
-        from stackwise.plugins import ORCHESTRATORS, PLANNED_ORCHESTRATORS
+        from stackwise.plugins import ORCHESTRATORS, PLANNED_ORCHESTRATORS, TARGETS
 
-        allowed = (*ORCHESTRATORS, *PLANNED_ORCHESTRATORS)
+        allowed = tuple(dict.fromkeys((*ORCHESTRATORS, *TARGETS, *PLANNED_ORCHESTRATORS)))
         if value not in allowed:
             raise ValueError(f"unknown orchestrator; allowed: {', '.join(allowed)}")
         return value
@@ -119,6 +126,18 @@ class StackConfig(BaseModel):
         return uri
 
 
+def section(config: StackConfig, name: str, model: type[M]) -> M:
+    """The stack file's `name:` section validated by a backend's own pydantic `model` (an absent
+    section gives the model's defaults). Raises ConfigError naming the file and the key."""
+    try:
+        return model.model_validate(getattr(config, name) or {})
+    except ValidationError as exc:
+        fields = list(model.model_fields)
+        raise ConfigError(
+            _describe(Path(config.source or DEFAULT_FILE), exc, fields, prefix=f"{name}.")
+        ) from None
+
+
 def load_stack(path: str | os.PathLike[str] | None = None) -> StackConfig:
     """The stack config from `path`, or `./stackwise.yaml` when it exists, or the defaults."""
     import yaml
@@ -150,16 +169,20 @@ def load_stack(path: str | os.PathLike[str] | None = None) -> StackConfig:
         raise ConfigError(_describe(file, exc)) from None
 
 
-def _describe(file: Path, exc: ValidationError) -> str:
+def _describe(
+    file: Path, exc: ValidationError, fields: list[str] | None = None, prefix: str = ""
+) -> str:
     from stackwise.errors import did_you_mean
 
-    fields = [k for k in StackConfig.model_fields if k not in ("base_dir", "source")]
+    if fields is None:
+        fields = [k for k in StackConfig.model_fields if k not in ("base_dir", "source")]
     problems = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = prefix + (".".join(str(p) for p in err["loc"]) or "(top level)")
         if err["type"] == "extra_forbidden":
             problems.append(
-                f"unknown key {key!r}.{did_you_mean(key, fields)} Allowed keys: {', '.join(fields)}"
+                f"unknown key {key!r}.{did_you_mean(key.removeprefix(prefix), fields)} "
+                f"Allowed keys: {', '.join(fields)}"
             )
         else:
             msg = str(err["msg"]).removeprefix("Value error, ")
