@@ -75,8 +75,7 @@ def join_peers(ctx: StepContext, dist: Distribution) -> str:
     logs = []
     for report in reports:
         ctx.metrics.extend(
-            dataclasses.replace(m, key=peer_metric_key(report.rank, m.key))
-            for m in report.metrics
+            dataclasses.replace(m, key=peer_metric_key(report.rank, m.key)) for m in report.metrics
         )
         if report.logs:
             logs.append(f"\n--- rank {report.rank} ({report.host}) ---\n{report.logs}")
