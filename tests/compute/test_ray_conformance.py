@@ -51,7 +51,9 @@ def test_a_training_step_on_ray_is_recorded_as_a_local_one(
     actual = snapshot(actual_run.tracking_uri or "", actual_run.mlflow_run_id or "")
     # not vacuous: every step with its records, and the training step really ran on Ray
     assert set(expected.steps) == set(actual.steps) == set(expected_run.steps)
-    assert expected.steps["train"].params and "train_accuracy" in expected.steps["train"].metric_keys
+    assert (
+        expected.steps["train"].params and "train_accuracy" in expected.steps["train"].metric_keys
+    )
     from mlflow import MlflowClient
 
     trained = MlflowClient(actual_run.tracking_uri).get_run(actual_run.steps["train"].mlflow_run_id)
