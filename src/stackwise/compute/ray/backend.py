@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from stackwise.compute.base import HandleStatus, StepHandle
 from stackwise.compute.ray.feasibility import Demand, problems
 from stackwise.compute.ray.settings import RaySettings
+from stackwise.compute.remote import BundleShipper, DoneHandle, stack_location_problems
 from stackwise.contract import StepInvocation, StepResult, StepStatus, remote_problems
 from stackwise.errors import ComputeError, StackwiseError, StepTimeoutError
 
@@ -45,8 +46,7 @@ class RayBackend:
         self.stack = stack
         self.settings = section(stack, "ray", RaySettings) if stack is not None else RaySettings()
         self._started = False
-        self._lock = threading.Lock()
-        self._bundles: dict[tuple[str, str], Any] = {}
+        self._shipper = BundleShipper()
         self._task: Any = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -111,17 +111,7 @@ class RayBackend:
         """What the workers of a multi-host cluster could not see, from the stack's stores."""
         if self.stack is None or self.same_host():
             return []
-        from stackwise.contract import CachePolicy, PipelineRef, TrackingTarget
-
-        stack = self.stack
-        probe = StepInvocation(
-            pipeline=PipelineRef(target="probe", name="probe"), step="probe", run_id="probe",
-            artifact_root=stack.artifact_store_resolved,
-            tracking=TrackingTarget(uri=stack.tracking_uri_resolved, experiment="probe")
-            if stack.tracking else None,
-            cache=CachePolicy(store=stack.cache, state_store=stack.state_store_resolved),
-        )  # fmt: skip
-        return [f"cannot run on the Ray cluster: {p}." for p in remote_problems(probe)]
+        return stack_location_problems(self.stack, "the Ray cluster")
 
     # -- running ----------------------------------------------------------------------------
     def submit(
@@ -134,7 +124,7 @@ class RayBackend:
     ) -> StepHandle:
         try:
             demand = Demand.of(resources)
-            invocation = self.portable(invocation)
+            invocation = self._shipper.portable(invocation)
             found = [] if self.same_host() else remote_problems(invocation)
             if found:
                 raise ComputeError("cannot run on the Ray cluster: " + "; ".join(found) + ".")
@@ -145,27 +135,6 @@ class RayBackend:
 
             return GangHandle(invocation, demand, self.settings, self.nodes, on_done)
         return TaskHandle(self._remote_task(), invocation, demand, on_done)
-
-    def portable(self, inv: StepInvocation) -> StepInvocation:
-        """The invocation with its code as a bundle in the artifact store (built once per
-        project folder and content), so no worker needs this host's folders."""
-        ref = inv.pipeline
-        if ref.bundle is not None or ref.root is None:
-            return inv
-        from stackwise.artifacts.store import local_path
-        from stackwise.bundles import build_bundle
-
-        key = (ref.root, inv.artifact_root)
-        with self._lock:
-            bundle = self._bundles.get(key)
-            if bundle is None:
-                root = local_path(ref.root)
-                if root is None:
-                    raise ComputeError(f"the project root {ref.root} is not a local folder.")
-                bundle, _, _ = build_bundle(root, inv.artifact_root)
-                self._bundles[key] = bundle
-        pipeline = ref.model_copy(update={"bundle": bundle, "root": None})
-        return inv.model_copy(update={"pipeline": pipeline})
 
     def _remote_task(self) -> Any:
         if self._task is None:
@@ -259,36 +228,3 @@ class TaskHandle:
             step=self.inv.step, status=status, attempt=self.inv.attempt,
             error=error, error_type="RayError", mlflow_run_id=self._run_id,
         )  # fmt: skip
-
-
-class DoneHandle:
-    """An attempt refused before it started (implements StepHandle)."""
-
-    running_since: float | None = None
-    mlflow_run_id: str | None = None
-
-    def __init__(self, result: StepResult) -> None:
-        self._result = result
-
-    @classmethod
-    def failed(
-        cls, inv: StepInvocation, exc: StackwiseError, on_done: Callable[[StepHandle], None]
-    ) -> DoneHandle:
-        handle = cls(StepResult(
-            step=inv.step, status="FAILED", attempt=inv.attempt, error=exc.message,
-            error_type=type(exc).__name__, retryable=False,
-        ))  # fmt: skip
-        on_done(handle)
-        return handle
-
-    def status(self) -> HandleStatus:
-        return "DONE"
-
-    def result(self) -> StepResult:
-        return self._result
-
-    def logs(self) -> str:
-        return ""
-
-    def cancel(self, reason: type[BaseException]) -> None:
-        return None
