@@ -36,6 +36,8 @@ class FakeKubeAPI:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # a followed log is chunked, as the API server sends it
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -97,7 +99,7 @@ class FakeKubeAPI:
             items = [p for p in self.pods.values() if p["metadata"]["labels"]["job-name"] == job]
             return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
         if parts[:2] == ["api", "v1"] and parts[4] == "pods" and parts[6] == "log":
-            self._log(parts[5], query.get("follow", ["false"])[0] == "true", handler)
+            self._log(parts[5], query.get("follow", ["false"])[0].lower() == "true", handler)
             return 200, None
         return 404, {"kind": "Status", "status": "Failure", "reason": "NotFound"}
 
@@ -180,6 +182,7 @@ class FakeKubeAPI:
     def _log(self, pod: str, follow: bool, handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", "text/plain")
+        handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
         sent = 0
         while True:
@@ -187,10 +190,12 @@ class FakeKubeAPI:
             with self.lock:
                 data = bytes(self.logs[pod][sent:])
             if data:
-                handler.wfile.write(data)
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 handler.wfile.flush()
                 sent += len(data)
             if finished or not follow:
+                handler.wfile.write(b"0\r\n\r\n")
+                handler.wfile.flush()
                 return
             self.done[pod].wait(0.05)
 
