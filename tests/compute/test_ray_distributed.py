@@ -121,3 +121,34 @@ def test_one_failing_worker_fails_the_step_and_stops_the_other(
     size = beats.stat().st_size
     time.sleep(1.0)
     assert beats.stat().st_size == size  # rank 0 was stopped too
+
+
+def test_a_gang_that_cannot_be_placed_in_time_fails_instead_of_waiting() -> None:
+    import queue
+
+    from stackwise import Resources
+    from stackwise.compute.ray.backend import RayBackend
+    from stackwise.contract import PipelineRef, StepInvocation
+
+    # autoscaling: the up-front check lets it through, as for a cluster expected to grow
+    backend = RayBackend(StackConfig(ray={"autoscaling": True, "placement_timeout_s": 1}))
+    backend.open()
+    resources = Resources(cpu=1, workers=3)
+    assert backend.validate(resources, None) == []
+    inv = StepInvocation(
+        pipeline=PipelineRef(target="flows", name="pipe"), step="wide", run_id="r1",
+        artifact_root="memory://a", resources=resources,
+    )  # fmt: skip
+    done: queue.Queue[object] = queue.Queue()
+    started = time.monotonic()
+    handle = backend.submit(inv, resources=resources, image=None, on_done=done.put)
+    assert done.get(timeout=60) is handle
+    assert time.monotonic() - started < 30
+    result = handle.result()
+    assert result.status == "FAILED" and not result.retryable
+    assert "its 3 workers of 1 CPU could not be placed together" in (result.error or "")
+    assert "within 1s (1 node: 2 CPUs" in (result.error or "")
+    backend.close()  # it did not start this Ray: the session's stays up
+    import ray
+
+    assert ray.is_initialized()
