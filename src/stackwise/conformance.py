@@ -114,11 +114,18 @@ def _step(client: Any, name: str, run: Any, parent_run_id: str) -> StepSnapshot:
         cached=run.data.tags.get(T.CACHED) == "true",
         params=dict(run.data.params),
         metric_keys=frozenset(run.data.metrics),
-        artifacts=_artifacts(client, run.info.run_id),
+        artifacts=_artifacts(client, run.info.run_id) - _PROCESS_SPECIFIC_ARTIFACTS,
         tag_keys=_tag_keys(run.data.tags),
         datasets=datasets,
         parent_ok=run.data.tags.get(T.MLFLOW_PARENT_RUN_ID) == parent_run_id,
     )
+
+
+#: A step run holds its own environment manifest only when its process's environment differs
+#: from the one logged on the parent (another host, image or compute backend: a step on Ray
+#: or Kubernetes does); otherwise its `stackwise.environment` tag points at the parent's copy.
+#: Either way the tag is there, so only the artifact's presence is process-specific.
+_PROCESS_SPECIFIC_ARTIFACTS = frozenset({"stackwise/environment.json"})
 
 
 def _context(dataset_input: Any) -> str:

@@ -16,11 +16,12 @@ an `InvocationError` that says which side to upgrade.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import PurePosixPath
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from stackwise.artifacts.store import ArtifactRef
 from stackwise.authoring.step import Resources
@@ -139,6 +140,15 @@ class StepInvocation(_Model):
     tracking: TrackingTarget | None = None
     orchestrator: str = "local"
     compute: str = "local"
+
+    @field_serializer("resources")
+    def _resources(self, value: Resources) -> dict[str, Any]:
+        # `workers` came after v1's first readers: left out when unset, so that they still
+        # read the invocations of every step that does not use it.
+        data = dataclasses.asdict(value)
+        if data["workers"] is None:
+            del data["workers"]
+        return data
 
 
 class StepResult(_Model):

@@ -24,6 +24,8 @@
     |   +-- PolicyViolation (exit 1)    a promotion was refused because a policy rule failed
     +-- LineageError                    a lineage REF names no model version, run or dataset
     +-- DashboardError                  `stackwise dashboard` cannot start (missing extra, port)
+    +-- ComputeError                    the compute backend can never run the step as asked
+    +-- WorkerFailedError (exit 1)      one worker of a distributed step failed (and all stop)
     +-- RunFailedError (exit 1)         a run finished with at least one failed step
     +-- StepTimeoutError (exit 1)       raised inside a step whose timeout elapsed
     +-- StepCancelledError (exit 130)   raised inside a step when the run is interrupted
@@ -133,6 +135,18 @@ class LineageError(StackwiseError):
 
 class DashboardError(StackwiseError):
     headline = "dashboard error"
+
+
+class ComputeError(StackwiseError):
+    """The compute backend cannot run a step as asked (resources the cluster never has,
+    a cluster it cannot reach, a location its workers cannot see)."""
+
+    headline = "compute error"
+
+
+class WorkerFailedError(StackwiseError):
+    exit_code = 1
+    headline = "worker failed"
 
 
 class RunFailedError(StackwiseError):

@@ -15,6 +15,8 @@ ORCHESTRATORS: dict[str, str] = {
 COMPUTE_BACKENDS: dict[str, str] = {
     "local": "stackwise.compute.local:LocalBackend",
     "subprocess": "stackwise.compute.subprocess:SubprocessBackend",
+    "ray": "stackwise.compute.ray.backend:RayBackend",
+    "kubernetes": "stackwise.compute.kubernetes.backend:KubernetesBackend",
 }
 
 
@@ -33,7 +35,7 @@ TARGETS: dict[str, str] = {
 #: Names a stack file may already use: the advisor recommends them, and the adapters that
 #: implement them arrive in later releases (then they move into the tables above).
 PLANNED_ORCHESTRATORS = ("airflow",)
-PLANNED_COMPUTE_BACKENDS = ("ray", "kubernetes")
+PLANNED_COMPUTE_BACKENDS: tuple[str, ...] = ()
 
 
 def resolve(table: dict[str, str], kind: str, name: str) -> Any:

@@ -26,12 +26,7 @@ from stackwise.authoring.context import reset_context as _reset_context
 from stackwise.authoring.context import set_context as _set_context
 from stackwise.authoring.pipeline import Pipeline
 from stackwise.caching import CacheEntry, CacheStore, open_cache, step_cache_key, usable
-from stackwise.cancellation import (
-    CancelInterrupt,
-    CancelToken,
-    TimeoutInterrupt,
-    interrupt_for,
-)
+from stackwise.cancellation import CancelInterrupt, CancelToken, TimeoutInterrupt, interrupt_for
 from stackwise.contract import (
     InputRef,
     RunClose,
@@ -42,6 +37,7 @@ from stackwise.contract import (
     parse_invocation,
     parse_run_close,
 )
+from stackwise.distribution import Distribution, join_peers
 from stackwise.errors import (
     ArtifactError,
     BundleError,
@@ -103,11 +99,15 @@ class _Attempt:
 
 
 def run_step(
-    inv: StepInvocation, cancel: CancelToken | None = None, cache: CacheStore | None = None
+    inv: StepInvocation,
+    cancel: CancelToken | None = None,
+    cache: CacheStore | None = None,
+    dist: Distribution | None = None,
 ) -> StepResult:
     """Run one attempt of one step. Never raises for a failure of the step itself: the result
     says FAILED or KILLED, and the MLflow run is closed with the same status. `cache`
-    overrides the cache store the invocation names (an orchestrator's own, already open)."""
+    overrides the cache store the invocation names (an orchestrator's own, already open);
+    `dist` makes this rank 0 of a distributed step (see `stackwise.distribution`)."""
     from stackwise.bundles import load_pipeline_ref
 
     started = time.perf_counter()
@@ -139,7 +139,7 @@ def run_step(
         a.ctx = ctx = StepContext(
             pipeline=pipeline.name, step=inv.step, run_id=inv.run_id, attempt=inv.attempt,
             params=dict(params) if definition.context_param else UndeclaredParams(inv.step),
-            interval=inv.interval,
+            interval=inv.interval, **(dist.who() if dist else {}),
         )  # fmt: skip
         ctx.datasets.extend(datasets)
         ctx.tags.update({str(k): str(v) for k, v in definition.options.tags.items()})
@@ -158,6 +158,8 @@ def run_step(
 
         a.user_code = True
         value = _call(definition.fn, kwargs, ctx, a, cancel, secrets_for_run(inv.params))
+        if dist is not None:  # rank 0 of N: the others' metrics and output, or their failure
+            a.logs += join_peers(ctx, dist)
         if cancel.requested is not None:  # the step swallowed its interrupt: it still ends
             raise interrupt_for(cancel.requested)()
         for out_name, out_value in split_outputs(definition, value).items():

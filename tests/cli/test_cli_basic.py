@@ -190,12 +190,14 @@ def test_default_stack_file_with_a_bad_value(project: Path, target: str) -> None
     _assert_no_mlflow_runs(project)
 
 
-def test_planned_compute_backend_cannot_run_yet(project: Path, target: str) -> None:
-    (project / "stackwise.yaml").write_text("compute: kubernetes\n")
+def test_kubernetes_compute_without_credentials(project: Path, target: str) -> None:
+    (project / "stackwise.yaml").write_text(
+        "compute: kubernetes\nkubernetes:\n  config_file: no-such-kubeconfig\n"
+    )
     code, _, stderr = _invoke(["run", target])
     assert code == 2
-    line = _assert_one_line_error(stderr, "invalid stack config")
-    assert "compute backend 'kubernetes' is not available in this release" in line
+    line = _assert_one_line_error(stderr, "compute error")
+    assert "cannot load the Kubernetes credentials" in line and "kubernetes.context" in line
     _assert_no_mlflow_runs(project)
 
 

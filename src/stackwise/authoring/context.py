@@ -16,8 +16,8 @@ import os
 import posixpath
 import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from stackwise.interval import Interval
 
@@ -35,6 +35,8 @@ __all__ = [
 _current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
     "stackwise_step_context", default=None
 )
+
+_T = TypeVar("_T")
 
 #: MLflow accepts at most 1000 metrics in one batch.
 METRIC_BATCH_LIMIT = 1000
@@ -63,7 +65,11 @@ class DatasetRecord:
 
 @dataclasses.dataclass
 class StepContext:
-    """Passed to a step that declares a parameter annotated `StepContext`."""
+    """Passed to a step that declares a parameter annotated `StepContext`.
+
+    A step declared with `workers=N` runs as N workers: `rank` (0..N-1), `world_size` (N)
+    and `rendezvous` (`host:port` of rank 0, free for a `torch.distributed`-style init) tell
+    each worker who it is; a single worker is rank 0 of 1 with no rendezvous."""
 
     pipeline: str
     step: str
@@ -77,6 +83,14 @@ class StepContext:
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     flush: Any = None  # callable(list[MetricRecord]) set by the runner; None when untracked
     last_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    rank: int = 0
+    world_size: int = 1
+    rendezvous: str | None = None
+
+    def shard(self, items: Sequence[_T]) -> Sequence[_T]:
+        """This worker's share of `items` (every `world_size`-th item from `rank`): the
+        shares of all ranks together hold each item exactly once."""
+        return items[self.rank :: self.world_size]
 
     @property
     def logical_date(self) -> dt.datetime | None:

@@ -24,16 +24,22 @@ DEFAULT_OUTPUT = "output"
 
 @dataclasses.dataclass(frozen=True)
 class Resources:
-    """What one attempt of a step needs. `None` means "not declared": the backend decides."""
+    """What one attempt of a step needs. `None` means "not declared": the backend decides.
+
+    `cpu`, `memory` (Kubernetes quantity: `512Mi`, `4Gi`), `gpu` and `gpu_type` are per
+    worker; `workers` > 1 runs the step as that many coordinated workers (data-parallel, each
+    with its rank in `StepContext`), which only a distributed backend (`compute="ray"`) can do.
+    """
 
     cpu: float | None = None
     memory: str | None = None
     gpu: int | None = None
     gpu_type: str | None = None
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         for name, kinds in (("cpu", (int, float)), ("gpu", (int,)), ("memory", (str,)),
-                            ("gpu_type", (str,))):  # fmt: skip
+                            ("gpu_type", (str,)), ("workers", (int,))):  # fmt: skip
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
                 expected = " or ".join(k.__name__ for k in kinds)
@@ -45,6 +51,8 @@ class Resources:
             raise PipelineValidationError(f"Resources(cpu={self.cpu}) must be > 0.")
         if self.gpu is not None and self.gpu < 0:
             raise PipelineValidationError(f"Resources(gpu={self.gpu}) must be >= 0.")
+        if self.workers is not None and self.workers < 1:
+            raise PipelineValidationError(f"Resources(workers={self.workers}) must be >= 1.")
         if self.gpu_type is not None and not self.gpu:
             raise PipelineValidationError(
                 f"Resources(gpu_type={self.gpu_type!r}) needs a gpu count: add gpu=1 or more."
@@ -84,8 +92,11 @@ class StepOptions:
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        resources = dataclasses.asdict(self.resources)
+        if resources["workers"] is None:  # undeclared: cache keys and versions stay as before
+            del resources["workers"]
         return {
-            "resources": dataclasses.asdict(self.resources),
+            "resources": resources,
             "retries": dataclasses.asdict(self.retries),
             "timeout_s": self.timeout_s,
             "cache": self.cache,
@@ -175,6 +186,7 @@ def step(
     compute: str | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
+    workers: int | None = None,
 ) -> Callable[[F], StepDefinition]: ...
 
 
@@ -190,11 +202,13 @@ def step(
     compute: str | None = None,
     image: str | None = None,
     tags: Mapping[str, str] | None = None,
+    workers: int | None = None,
 ) -> StepDefinition | Callable[[F], StepDefinition]:
     """Turn a function into a pipeline step.
 
     Inputs and outputs are typed by annotations. Return a `typing.NamedTuple` to give a step
     several named outputs. A parameter annotated `StepContext` receives the run context.
+    `workers=N` is short for `resources=Resources(..., workers=N)` (data-parallel workers).
     """
     if isinstance(retries, bool) or not isinstance(retries, int | Retries):
         raise PipelineValidationError(f"retries={retries!r}: give an int or Retries(...).")
@@ -214,8 +228,9 @@ def step(
     if not isinstance(cache, bool):
         raise PipelineValidationError(f"cache={cache!r}: give True or False.")
     _check_tags(tags)
+    resources = _with_workers(resources or Resources(), workers)
     options = StepOptions(
-        resources=resources or Resources(),
+        resources=resources,
         retries=retries if isinstance(retries, Retries) else Retries(count=retries),
         timeout_s=float(timeout_s) if timeout_s is not None else None,
         cache=cache,
@@ -230,6 +245,18 @@ def step(
         return StepDefinition(f, name or f.__name__, options)
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _with_workers(resources: Resources, workers: int | None) -> Resources:
+    """`@step(workers=N)` folded into the one `Resources` (refused when both disagree)."""
+    if workers is None:
+        return resources
+    if resources.workers is not None and resources.workers != workers:
+        raise PipelineValidationError(
+            f"workers={workers} and Resources(workers={resources.workers}) disagree; give the "
+            "number of workers once."
+        )
+    return dataclasses.replace(resources, workers=workers)  # validated by Resources itself
 
 
 def _check_tags(tags: Mapping[str, str] | None) -> None:

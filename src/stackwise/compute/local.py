@@ -89,14 +89,19 @@ class LocalBackend:
 
 
 def machine_problems(resources: Resources) -> list[str]:
-    """What this machine can never give a step (GPUs it lacks, more CPUs than it has)."""
+    """What this machine can never give a step (GPUs it lacks, more CPUs than it has, several
+    coordinated workers)."""
     problems = []
+    if resources.workers and resources.workers > 1:
+        problems.append(
+            f"asks for {resources.workers} workers, but a step runs as one process here; run it "
+            "with compute='ray' (distributed workers) or drop workers."
+        )
     cpus = os.cpu_count() or 1
     if resources.gpu and not os.path.exists("/dev/nvidia0"):
         problems.append(
             f"needs {resources.gpu} GPU(s) but this machine has none; run it on a GPU backend "
-            "(compute='kubernetes' or 'ray' in a later release) or drop resources.gpu for a "
-            "local run."
+            "(compute='kubernetes' or 'ray') or drop resources.gpu for a local run."
         )
     if resources.cpu and resources.cpu > cpus:
         problems.append(

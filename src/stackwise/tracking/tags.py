@@ -40,6 +40,9 @@ CACHE_KEY = "stackwise.cache_key"
 TRUNCATED_PARAMS = "stackwise.truncated_params"
 INPUT_PREFIX = "stackwise.input."  # + input name: the artifact URL read
 OUTPUT_PREFIX = "stackwise.output."  # + output name: URL; + ".digest": its sha256
+WORLD_SIZE = "stackwise.world_size"  # a distributed step (workers > 1): its number of workers
+#: Not a tag: the metric-key prefix of rank r > 0 of a distributed step (rank 0 keeps plain keys).
+RANK_METRIC_PREFIX = "rank{rank}/"
 
 # -- a pipeline run on Kubeflow Pipelines (parent and children) -----------------------------
 KUBEFLOW_RUN_ID = "stackwise.kubeflow.run_id"  # the KFP run id
