@@ -25,12 +25,14 @@ CACHE_STORES: dict[str, str] = {
 }
 
 #: Orchestrators that stackwise hands a compiled pipeline to (the `Target` protocol).
-TARGETS: dict[str, str] = {}
+TARGETS: dict[str, str] = {
+    "airflow": "stackwise.orchestrators.airflow.target:AirflowTarget",
+}
 
 
 #: Names a stack file may already use: the advisor recommends them, and the adapters that
 #: implement them arrive in later releases (then they move into the tables above).
-PLANNED_ORCHESTRATORS = ("airflow", "kubeflow")
+PLANNED_ORCHESTRATORS = ("kubeflow",)
 PLANNED_COMPUTE_BACKENDS = ("ray", "kubernetes")
 
 
