@@ -159,6 +159,15 @@ class AirflowTarget:
     def status(self, deployment: Deployment, run: str) -> RunRecord:
         return self.run_record(deployment.ref, self.client.dag_run(deployment.ref, run))
 
+    def backfill(
+        self, pipeline: Pipeline, intervals: list[Interval], params: dict[str, Any],
+        **options: Any,
+    ) -> tuple[int | None, list[Any]]:
+        """An Airflow backfill over `intervals` (see `stackwise.orchestrators.airflow.backfill`)."""
+        from stackwise.orchestrators.airflow.backfill import run_backfill
+
+        return run_backfill(self, pipeline, intervals, params, **options)
+
     # -- helpers shared with backfills and `runs list` ------------------------------------------
     def run_record(self, dag_id: str, dag_run: dict[str, Any], steps: bool = True) -> RunRecord:
         """A DAG run as stackwise reports runs (steps from its task instances)."""

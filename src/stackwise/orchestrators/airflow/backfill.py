@@ -1,0 +1,145 @@
+"""`stackwise backfill` on an Airflow stack: one Airflow backfill (Airflow 3 runs backfills only
+through its scheduler), created with `POST /api/v2/backfills` over the intervals stackwise
+plans, and followed until every interval's DAG run has finished.
+
+`--reprocess` keeps its meaning: `failed` (default) reruns intervals whose run failed, `all`
+reruns every interval (Airflow's `completed`), `none` runs only intervals never run. When
+Airflow has nothing to create, nothing is created. Airflow allows one active backfill per DAG
+and marks a finished one complete on a timer: a new backfill waits for the previous one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from stackwise.errors import ScheduleError, TargetError
+
+if TYPE_CHECKING:
+    from stackwise.authoring.pipeline import Pipeline
+    from stackwise.interval import Interval
+    from stackwise.orchestrators.airflow.target import AirflowTarget
+
+#: stackwise's --reprocess -> Airflow's reprocess_behavior.
+REPROCESS = {"failed": "failed", "all": "completed", "none": "none"}
+_TERMINAL = {"success": "SUCCEEDED", "failed": "FAILED"}
+
+
+@dataclasses.dataclass(frozen=True)
+class IntervalRun:
+    """What became of one planned interval: `status` SUCCEEDED, FAILED, or SKIPPED (Airflow
+    created no run for it, e.g. one that already ran with `--reprocess none`)."""
+
+    interval: Interval
+    status: str
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.interval.to_dict(), "status": self.status, "airflow_run_id": self.run_id}
+
+
+def run_backfill(
+    target: AirflowTarget,
+    pipeline: Pipeline,
+    intervals: list[Interval],
+    params: dict[str, Any],
+    *,
+    reprocess: str = "failed",
+    max_active_runs: int | None = None,
+    on_run: Callable[[IntervalRun], None] = lambda _r: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[int | None, list[IntervalRun]]:
+    """Deploy, create the backfill, follow it; returns (Airflow's backfill id or None when it
+    had nothing to create, one `IntervalRun` per interval). Raises ScheduleError for an unknown
+    `reprocess`, TargetError when Airflow refuses."""
+    from stackwise.tracking.redaction import is_secret_name
+
+    if reprocess not in REPROCESS:
+        raise ScheduleError(
+            f"--reprocess {reprocess!r} is not one of: {', '.join(REPROCESS)}."
+        )
+    if not intervals:
+        return None, []
+    deployment = target.deploy(pipeline)
+    dag_id = deployment.ref
+    body = {
+        "dag_id": dag_id,
+        "from_date": intervals[0].start.isoformat(),
+        "to_date": intervals[-1].start.isoformat(),
+        "reprocess_behavior": REPROCESS[reprocess],
+        "max_active_runs": max_active_runs or 1,
+        "dag_run_conf": {k: v for k, v in params.items() if not is_secret_name(k)},
+    }
+    created = _create(target, body, sleep)
+    if created is None:
+        runs = [IntervalRun(i, "SKIPPED") for i in intervals]
+        for run in runs:
+            on_run(run)
+        return None, runs
+    backfill_id = int(created["id"])
+    return backfill_id, _follow(target, dag_id, backfill_id, intervals, on_run, sleep)
+
+
+def _create(target: AirflowTarget, body: dict[str, Any], sleep: Callable[[float], None]) -> Any:
+    """Create the backfill, waiting (up to the parse timeout plus a minute) while another
+    backfill of the DAG is still active."""
+    deadline = time.monotonic() + target.settings.parse_timeout_s + 60
+    while True:
+        try:
+            return target.client.create_backfill(body)
+        except TargetError as exc:
+            if "HTTP 409" not in exc.message or time.monotonic() > deadline:
+                raise
+        sleep(target.settings.poll_s)
+
+
+def _follow(
+    target: AirflowTarget,
+    dag_id: str,
+    backfill_id: int,
+    intervals: list[Interval],
+    on_run: Callable[[IntervalRun], None],
+    sleep: Callable[[float], None],
+) -> list[IntervalRun]:
+    timeout = target.settings.run_timeout_s
+    started = time.monotonic()
+    done: dict[float, IntervalRun] = {}
+    while True:
+        runs = target.client.dag_runs(
+            dag_id, limit=max(100, 2 * len(intervals)),
+            logical_date_gte=intervals[0].start.isoformat(),
+            logical_date_lte=intervals[-1].start.isoformat(),
+        )  # fmt: skip
+        by_start = {_ts(r.get("logical_date")): r for r in runs if r.get("logical_date")}
+        for interval in intervals:
+            key = interval.start.timestamp()
+            run = by_start.get(key)
+            if key in done or run is None or run.get("state") not in _TERMINAL:
+                continue
+            done[key] = IntervalRun(interval, _TERMINAL[run["state"]], str(run["dag_run_id"]))
+            on_run(done[key])
+        if len(done) == len(intervals):
+            break
+        if target.client.backfill(backfill_id).get("completed_at"):
+            for interval in intervals:  # intervals Airflow created no run for
+                if interval.start.timestamp() not in done and \
+                        interval.start.timestamp() not in by_start:  # fmt: skip
+                    done[interval.start.timestamp()] = IntervalRun(interval, "SKIPPED")
+                    on_run(done[interval.start.timestamp()])
+            if len(done) == len(intervals):
+                break
+        if timeout is not None and time.monotonic() - started > timeout:
+            raise TargetError(
+                f"Airflow backfill {backfill_id} of {dag_id} did not finish within "
+                f"{timeout:.0f} s; it goes on there: follow it in Airflow's UI."
+            )
+        sleep(target.settings.poll_s)
+    return [done[i.start.timestamp()] for i in intervals]
+
+
+def _ts(value: Any) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
