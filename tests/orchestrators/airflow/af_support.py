@@ -51,12 +51,15 @@ def dags_test(
 
 
 def stack_file(
-    folder: Path, name: str, *, dags: Path | None, tracking: str, artifacts: str, **airflow: Any
+    folder: Path, name: str, *, dags: Path | None, tracking: str, artifacts: str,
+    mlflow_artifacts: str | None = None, **airflow: Any,
 ) -> Path:
     import yaml
 
     data: dict[str, Any] = {"tracking_uri": tracking, "artifact_store": artifacts,
                             "cache": "artifacts"}  # fmt: skip
+    if mlflow_artifacts:
+        data["mlflow_artifacts"] = mlflow_artifacts
     if dags is not None:
         data["orchestrator"] = "airflow"
         data["airflow"] = {"dags_folder": str(dags), **airflow}
