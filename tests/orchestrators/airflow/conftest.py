@@ -84,6 +84,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(tmp / "config")]),
     }
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+    extra["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = url.replace("+psycopg:", "+psycopg_async:")
     airflow = _home(tmp, url, extra)
     airflow.api_url = f"http://127.0.0.1:{port}"
     procs: list[subprocess.Popen[bytes]] = []

@@ -98,6 +98,11 @@ class AirflowClient:
                 return None
             raise
 
+    def backfill_dry_run(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The runs a backfill with `body` would create (logical dates)."""
+        data = self._send("POST", "/api/v2/backfills/dry_run", json=dict(body)).json()
+        return list(data.get("backfills", []))
+
     def backfill(self, backfill_id: int) -> dict[str, Any]:
         return dict(self._send("GET", f"/api/v2/backfills/{backfill_id}").json())
 
