@@ -54,6 +54,16 @@ class AirflowTarget:
         self._client: AirflowClient | None = None
 
     @property
+    def poll_s(self) -> float:
+        """Seconds between two looks at a run being followed (`airflow.poll_s`)."""
+        return self.settings.poll_s
+
+    @property
+    def run_timeout_s(self) -> float | None:
+        """Stop following a run after this long (`airflow.run_timeout_s`; None: never)."""
+        return self.settings.run_timeout_s
+
+    @property
     def client(self) -> AirflowClient:
         if self._client is None:
             from stackwise.orchestrators.airflow.client import AirflowClient
