@@ -107,15 +107,15 @@ def test_bad_compute_lists_allowed_values(project: Path) -> None:
     assert "allowed: local, subprocess, ray, kubernetes" in message
 
 
-def test_planned_backend_is_valid_config_but_cannot_run_yet(project: Path) -> None:
-    from stackwise.plugins import COMPUTE_BACKENDS, ORCHESTRATORS, resolve
+def test_every_backend_the_advisor_names_is_available(project: Path) -> None:
+    from stackwise.plugins import COMPUTE_BACKENDS, TARGETS, resolve
 
-    path = _write(project, "orchestrator: airflow\ncompute: kubernetes\n")
+    path = _write(project, "orchestrator: kubeflow\ncompute: kubernetes\n")
     config = load_stack(path)
-    assert (config.orchestrator, config.compute) == ("airflow", "kubernetes")
-    with pytest.raises(ConfigError, match="not available in this release"):
-        resolve(ORCHESTRATORS, "orchestrator", config.orchestrator)
-    # compute backends ray and kubernetes are implemented (resolved lazily, by name)
+    assert (config.orchestrator, config.compute) == ("kubeflow", "kubernetes")
+    # targets and compute backends are resolved lazily, by name
+    assert resolve(TARGETS, "orchestrator", "kubeflow").name == "kubeflow"
+    assert resolve(TARGETS, "orchestrator", "airflow").name == "airflow"
     assert resolve(COMPUTE_BACKENDS, "compute backend", config.compute).name == "kubernetes"
     assert resolve(COMPUTE_BACKENDS, "compute backend", "ray").name == "ray"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -147,7 +147,9 @@ def _run_on_target(
     try:
         with Progress(console, list(pipeline.order), quiet=as_json) as progress:
             record = follow(orchestrator, deployment, run_id,
-                            ignore_event if as_json else progress)  # fmt: skip
+                            ignore_event if as_json else progress,
+                            poll_s=getattr(orchestrator, "poll_s", 2.0),
+                            timeout_s=getattr(orchestrator, "run_timeout_s", None))  # fmt: skip
     except KeyboardInterrupt:
         outcome_decided()
         console.print(f"stopped following: run {run_id} goes on in {orchestrator.name}.")
@@ -209,7 +211,15 @@ def runs_list(
     """Recent runs, newest first."""
     from stackwise.cli.render import json_text, out_console, run_json, runs_table
 
-    runs = _orchestrator(stack).list_runs(limit=limit, pipeline=pipeline)
+    if _on_target(stack):  # the target's own runs (Airflow: DAG runs of exported DAGs)
+        from stackwise.config import load_stack
+        from stackwise.orchestrators.targets import open_target
+
+        config = load_stack(stack)
+        source: Any = open_target(config, config.orchestrator)
+    else:
+        source = _orchestrator(stack)
+    runs = source.list_runs(limit=limit, pipeline=pipeline)
     if as_json:
         typer.echo(json_text([run_json(r, with_steps=False) for r in runs]))
     else:
