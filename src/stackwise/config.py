@@ -25,8 +25,12 @@ STATE_DIR = ".stackwise"
 class StackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    orchestrator: str = Field("local", description="where runs are ordered: local")
-    compute: str = Field("local", description="where steps run: local (threads), subprocess")
+    orchestrator: str = Field(
+        "local", description="where runs are ordered: local, airflow, kubeflow"
+    )
+    compute: str = Field(
+        "local", description="where steps run: local (threads), subprocess, ray, kubernetes"
+    )
     tracking: bool = Field(True, description="record runs in MLflow")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI")
     experiment: str | None = Field(None, description="MLflow experiment (default: pipeline name)")
