@@ -108,13 +108,11 @@ def test_bad_compute_lists_allowed_values(project: Path) -> None:
 
 
 def test_planned_backend_is_valid_config_but_cannot_run_yet(project: Path) -> None:
-    from stackwise.plugins import COMPUTE_BACKENDS, ORCHESTRATORS, resolve
+    from stackwise.plugins import COMPUTE_BACKENDS, resolve
 
-    path = _write(project, "orchestrator: airflow\ncompute: kubernetes\n")
+    path = _write(project, "orchestrator: kubeflow\ncompute: kubernetes\n")
     config = load_stack(path)
-    assert (config.orchestrator, config.compute) == ("airflow", "kubernetes")
-    with pytest.raises(ConfigError, match="not available in this release"):
-        resolve(ORCHESTRATORS, "orchestrator", config.orchestrator)
+    assert (config.orchestrator, config.compute) == ("kubeflow", "kubernetes")
     with pytest.raises(ConfigError, match="set it to one of local, subprocess"):
         resolve(COMPUTE_BACKENDS, "compute backend", config.compute)
 

@@ -26,13 +26,14 @@ CACHE_STORES: dict[str, str] = {
 
 #: Orchestrators that stackwise hands a compiled pipeline to (the `Target` protocol).
 TARGETS: dict[str, str] = {
+    "airflow": "stackwise.orchestrators.airflow.target:AirflowTarget",
     "kubeflow": "stackwise.orchestrators.kubeflow.target:KubeflowTarget",
 }
 
 
 #: Names a stack file may already use: the advisor recommends them, and the adapters that
 #: implement them arrive in later releases (then they move into the tables above).
-PLANNED_ORCHESTRATORS = ("airflow",)
+PLANNED_ORCHESTRATORS: tuple[str, ...] = ()
 PLANNED_COMPUTE_BACKENDS = ("ray", "kubernetes")
 
 

@@ -146,7 +146,7 @@ def test_write_stack_for_the_example_loads(project: Path, example_target: str) -
     assert config.tracking is True
     text = stack_file.read_text()
     assert "#   +3 airflow (airflow.diverse_workflows): workflow_mix = [etl, features" in text
-    assert "# airflow is not available in this release of stackwise yet" in text
+    assert "# airflow runs on your airflow deployment: add a `airflow:` section" in text
     assert "# tracker: mlflow, always" in text
 
 
@@ -167,7 +167,7 @@ def test_write_stack_refuses_to_overwrite_without_force(project: Path, tmp_path:
     assert "#   - strict multi-tenancy is required" in stack_file.read_text()
 
 
-def test_running_with_a_written_planned_stack_says_not_available(
+def test_running_with_a_written_airflow_stack_asks_for_the_deployment(
     project: Path, write_pipeline: Callable[..., str]
 ) -> None:
     (project / "team.yaml").write_text("backfill_historical_ranges: true\n")
@@ -176,7 +176,7 @@ def test_running_with_a_written_planned_stack_says_not_available(
     run = _stackwise("run", write_pipeline(TINY), "--stack", "s.yaml", cwd=project)
     assert run.returncode == 2
     line = _one_red_line(run.stderr, "invalid stack config")
-    assert "orchestrator 'airflow' is not available in this release" in line
+    assert "airflow.dags_folder is not set in the stack file" in line
 
 
 def test_questions_in_a_real_terminal(project: Path, example_target: str) -> None:

@@ -23,7 +23,7 @@ def render_stack(advice: Advice) -> str:
     """The stack file's text: keys serialized by `yaml.safe_dump` from data, and the reasons as
     comment lines built by `comment_line`, so that no string in the advice (a profile value, a
     pipeline name) can end a comment and start a key. Checked by loading it back."""
-    from stackwise.plugins import COMPUTE_BACKENDS, ORCHESTRATORS
+    from stackwise.plugins import COMPUTE_BACKENDS, ORCHESTRATORS, TARGETS
 
     about = f" for pipeline {advice.pipeline.name}" if advice.pipeline else ""
     blocks = [
@@ -34,7 +34,7 @@ def render_stack(advice: Advice) -> str:
     ]
     data: dict[str, object] = {}
     for kind, decision, table in (
-        ("orchestrator", advice.orchestrator, ORCHESTRATORS),
+        ("orchestrator", advice.orchestrator, {**ORCHESTRATORS, **TARGETS}),
         ("compute", advice.compute, COMPUTE_BACKENDS),
     ):
         notes = _decision_notes(kind, decision)
@@ -42,6 +42,11 @@ def render_stack(advice: Advice) -> str:
             notes.append(
                 f"{decision.choice} is not available in this release of stackwise yet: "
                 f"`stackwise run` stops with a clear error; set {kind}: local to run now."
+            )
+        elif decision.choice in TARGETS:
+            notes.append(
+                f"{decision.choice} runs on your {decision.choice} deployment: add a "
+                f"`{decision.choice}:` section (see the README, '{decision.choice.title()}')."
             )
         blocks.append(_comments(*notes) + _keys({kind: decision.choice}, data))
     tracker = _comments(f"tracker: {advice.tracker}, always: {advice.tracker_reason}.")

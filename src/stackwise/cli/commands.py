@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -209,7 +209,15 @@ def runs_list(
     """Recent runs, newest first."""
     from stackwise.cli.render import json_text, out_console, run_json, runs_table
 
-    runs = _orchestrator(stack).list_runs(limit=limit, pipeline=pipeline)
+    if _on_target(stack):  # the target's own runs (Airflow: DAG runs of exported DAGs)
+        from stackwise.config import load_stack
+        from stackwise.orchestrators.targets import open_target
+
+        config = load_stack(stack)
+        source: Any = open_target(config, config.orchestrator)
+    else:
+        source = _orchestrator(stack)
+    runs = source.list_runs(limit=limit, pipeline=pipeline)
     if as_json:
         typer.echo(json_text([run_json(r, with_steps=False) for r in runs]))
     else:

@@ -20,6 +20,7 @@ scheduler_app = typer.Typer(
 app.add_typer(scheduler_app, name="scheduler")
 
 _STYLE = {"SUCCEEDED": "green", "FAILED": "red", "KILLED": "red", "SKIPPED": "dim"}
+_NO_ORCHESTRATOR = "\0no-orchestrator"  # _setup without the local orchestrator
 
 
 def _local(stack: str | None) -> Any:
@@ -46,7 +47,7 @@ def _setup(
     from stackwise.scheduling.schedule import Schedule
 
     overrides = parse_assignments(param)
-    orchestrator = _local(stack)
+    orchestrator = _local(stack) if stack is not _NO_ORCHESTRATOR else None
     pipeline = load_pipeline(target)
     if schedule is not None:  # a changed copy: the module's pipeline stays as declared
         declared = pipeline.schedule
@@ -85,9 +86,26 @@ def backfill(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """One pipeline run per data interval in [--start, --end], idempotent and resumable."""
+    from stackwise.cli.commands import _on_target
     from stackwise.cli.render import error_console, json_text, out_console
     from stackwise.scheduling.backfill import Backfill, intervals_in_range
 
+    if _on_target(stack) and not dry_run:
+        _backfill_on_target(target, stack, param, schedule, start, end, reprocess, parallel,
+                            as_json)  # fmt: skip
+        return
+    if _on_target(stack):  # the plan: what stackwise would hand the target
+        _, pipeline, overrides = _setup(target, _NO_ORCHESTRATOR, param, schedule, None)
+        planned = intervals_in_range(pipeline.schedule, start, end)
+        rows = [{**i.to_dict(), "action": "run", "reason": f"--reprocess {reprocess}"}
+                for i in planned]  # fmt: skip
+        if as_json:
+            typer.echo(json.dumps({"pipeline": pipeline.name, "dry_run": True,
+                                   "intervals": rows}, indent=2))  # fmt: skip
+        else:
+            for row in rows:
+                out_console().print(f"{row['data_interval_start']} -> {row['data_interval_end']}")
+        return
     orchestrator, pipeline, overrides = _setup(target, stack, param, schedule, None)
     intervals = intervals_in_range(pipeline.schedule, start, end)
     mode = cast("Reprocess", reprocess)  # Backfill checks the value and names the allowed ones
@@ -126,6 +144,55 @@ def backfill(
     failed = any(o.status == "FAILED" for o in outcomes)
     killed = any(o.status == "KILLED" for o in outcomes)
     raise typer.Exit(130 if killed else 1 if failed else 0)
+
+
+def _backfill_on_target(
+    target: str, stack: str | None, param: list[str], schedule: str | None, start: str,
+    end: str, reprocess: str, parallel: int, as_json: bool,
+) -> None:
+    """A backfill run by the stack's target (Airflow's scheduler), followed to its end."""
+    from stackwise.cli.render import error_console, json_text, out_console
+    from stackwise.config import load_stack
+    from stackwise.errors import ScheduleError
+    from stackwise.orchestrators.targets import check, open_target
+    from stackwise.scheduling.backfill import intervals_in_range
+
+    config = load_stack(stack)
+    orchestrator: Any = open_target(config, config.orchestrator)
+    if not hasattr(orchestrator, "backfill"):
+        raise ScheduleError(f"orchestrator {orchestrator.name!r} does not run backfills.")
+    _, pipeline, overrides = _setup(target, _NO_ORCHESTRATOR, param, schedule, None)
+    check(orchestrator, pipeline)
+    params = pipeline.resolve_params(overrides)
+    intervals = intervals_in_range(pipeline.schedule, start, end)
+    console = error_console()
+
+    def report(run: Any) -> None:
+        if not as_json:
+            style = _STYLE.get(run.status, "")
+            console.print(f"{run.interval.start.isoformat()} [{style}]{run.status}[/] "
+                          f"{run.run_id or ''}")  # fmt: skip
+
+    if not as_json:
+        console.print(f"backfilling [bold]{pipeline.name}[/] on {orchestrator.name}: "
+                      f"{len(intervals)} intervals, --reprocess {reprocess}")  # fmt: skip
+    max_active = max(parallel, 1) if parallel > 1 else pipeline.schedule.max_active_runs
+    backfill_id, runs = orchestrator.backfill(
+        pipeline, intervals, params, reprocess=reprocess, max_active_runs=max_active,
+        on_run=report,
+    )  # fmt: skip
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    if as_json:
+        typer.echo(json_text({"backfill_id": backfill_id, "pipeline": pipeline.name,
+                              "orchestrator": orchestrator.name, "counts": counts,
+                              "intervals": [r.to_dict() for r in runs]}))  # fmt: skip
+    else:
+        which = backfill_id if backfill_id is not None else "(none: nothing to run)"
+        summary = ", ".join(f"{v} {k.lower()}" for k, v in counts.items())
+        out_console().print(f"{orchestrator.name} backfill {which}: {summary}")
+    raise typer.Exit(1 if counts.get("FAILED") else 0)
 
 
 def _run_with_progress(job: Any, console: Any, quiet: bool) -> list[IntervalOutcome]:

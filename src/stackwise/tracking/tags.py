@@ -47,6 +47,10 @@ KUBEFLOW_RUN_ID = "stackwise.kubeflow.run_id"  # the KFP run id
 RUN_KIND_PIPELINE = "pipeline"
 RUN_KIND_STEP = "step"
 
+# -- Airflow (orchestrator-specific: ignored by conformance) ---------------------------------
+AIRFLOW_DAG_ID = "stackwise.airflow.dag_id"
+AIRFLOW_RUN_ID = "stackwise.airflow.run_id"
+
 # -- model versions (governance) ------------------------------------------------------------
 TRAINING_RUN_ID = "stackwise.training_run_id"
 PIPELINE_RUN_ID = "stackwise.pipeline_run_id"
