@@ -131,6 +131,12 @@ class LineageError(StackwiseError):
     headline = "lineage error"
 
 
+class ReproduceError(StackwiseError):
+    """A model version that cannot be reproduced as given (bad reference, no lineage)."""
+
+    headline = "cannot reproduce"
+
+
 class DashboardError(StackwiseError):
     headline = "dashboard error"
 

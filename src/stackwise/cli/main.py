@@ -121,6 +121,7 @@ COMMAND_MODULES = (
     "stackwise.cli.export",
     "stackwise.cli.image",
     "stackwise.cli.dashboard",
+    "stackwise.cli.reproduce",
 )
 
 
