@@ -122,6 +122,7 @@ COMMAND_MODULES = (
     "stackwise.cli.image",
     "stackwise.cli.dashboard",
     "stackwise.cli.reproduce",
+    "stackwise.cli.conformance",
 )
 
 
