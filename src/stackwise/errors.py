@@ -137,6 +137,12 @@ class ReproduceError(StackwiseError):
     headline = "cannot reproduce"
 
 
+class MigrationRefused(StackwiseError):
+    """Runs are in progress on the old orchestrator, or the ledger and MLflow disagree."""
+
+    headline = "migration refused"
+
+
 class DashboardError(StackwiseError):
     headline = "dashboard error"
 

@@ -123,6 +123,7 @@ COMMAND_MODULES = (
     "stackwise.cli.dashboard",
     "stackwise.cli.reproduce",
     "stackwise.cli.conformance",
+    "stackwise.cli.migrate",
 )
 
 
