@@ -186,9 +186,10 @@ def _carried(pipeline: Pipeline, first_new: str | None) -> Pipeline:
 
 
 def _compile(config: StackConfig, kind: str, pipeline: Pipeline) -> list[Path]:
-    from stackwise.orchestrators.targets import compile_for, open_target
+    from stackwise.orchestrators.targets import check, compile_for, open_target
 
     target = open_target(config, kind)
+    check(target, pipeline)  # before any folder is made
     if kind == "airflow":
         folder = Path(config.resolve_path(str((config.airflow or {})["dags_folder"])))
         folder.mkdir(parents=True, exist_ok=True)
