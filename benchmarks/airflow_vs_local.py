@@ -147,9 +147,16 @@ def main() -> None:
                 (project / f"{name}.yaml").write_text(yaml.safe_dump(stack))
             sw = [sys.executable, "-m", "stackwise"]
             example = "examples/breast_cancer/pipeline.py:training"
-            _timed([*sw, "export", "airflow", example, "--out", str(dags), "--stack",
-                    "airflow.yaml"], project, env)  # fmt: skip
-            dags_test = _timed([AIRFLOW, "dags", "test", "training", "2026-06-14"], project, env)
+            # `dags test` on its own SQLite home: the running dag-processor would race it
+            # writing the same DAG into the shared database.
+            quick = {**env, "AIRFLOW_HOME": str(tmp / "quick"),
+                     "AIRFLOW__CORE__DAGS_FOLDER": str(tmp / "quick-dags"),
+                     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp / 'quick.db'}"}
+            quick.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC")
+            subprocess.run([AIRFLOW, "db", "migrate"], env=quick, check=True, capture_output=True)
+            _timed([*sw, "export", "airflow", example, "--out", str(tmp / "quick-dags"),
+                    "--stack", "airflow.yaml"], project, quick)  # fmt: skip
+            dags_test = _timed([AIRFLOW, "dags", "test", "training", "2026-06-14"], project, quick)
             local_run = _timed([*sw, "run", example, "--stack", "local.yaml", "--no-cache"],
                                project, env)  # fmt: skip
             end = f"2025-01-{args.days:02d}" if args.days <= 31 else None

@@ -147,7 +147,9 @@ def _run_on_target(
     try:
         with Progress(console, list(pipeline.order), quiet=as_json) as progress:
             record = follow(orchestrator, deployment, run_id,
-                            ignore_event if as_json else progress)  # fmt: skip
+                            ignore_event if as_json else progress,
+                            poll_s=getattr(orchestrator, "poll_s", 2.0),
+                            timeout_s=getattr(orchestrator, "run_timeout_s", None))  # fmt: skip
     except KeyboardInterrupt:
         outcome_decided()
         console.print(f"stopped following: run {run_id} goes on in {orchestrator.name}.")

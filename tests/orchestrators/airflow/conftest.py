@@ -46,6 +46,17 @@ def _home(tmp: Path, db_url: str, extra: dict[str, str] | None = None) -> Airflo
     return Airflow(home=home, dags=dags, env=env)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def airflow_in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Airflow imported by the tests themselves (DagBag) keeps its home in a temporary folder,
+    never ~/airflow."""
+    home = tmp_path_factory.mktemp("airflow-in-process")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_HOME", str(home))
+        mp.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+        yield
+
+
 @pytest.fixture(scope="session")
 def airflow_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Airflow:
     tmp = tmp_path_factory.mktemp("airflow-sqlite")

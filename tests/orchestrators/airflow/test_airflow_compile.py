@@ -199,3 +199,21 @@ def test_names_airflow_refuses_are_rejected_before_anything_is_written(project: 
     assert "'stackwise_close' is reserved" in reserved.stderr
     assert not (project / "dags").exists()
     assert ROOT.exists()
+
+
+def test_pipeline_run_ids_are_keyed_on_the_interval_and_fit_the_contract() -> None:
+    import re
+
+    from stackwise.contract import NAME_PATTERN
+    from stackwise.interval import Interval
+    from stackwise.orchestrators.airflow.task import pipeline_run_id
+
+    start = dt.datetime(2026, 3, 29, 3, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    interval = Interval(start, start, start + dt.timedelta(hours=23))
+    keyed = pipeline_run_id("d" * 200, interval, "backfill__whatever")
+    assert keyed == "airflow-" + "d" * 200 + "-20260329T013000Z"
+    assert keyed == pipeline_run_id("d" * 200, interval, "manual__renamed")  # not Airflow's id
+    odd = pipeline_run_id("dag", None, "my run/with 'quotes' & ünïcode")
+    assert odd != pipeline_run_id("dag", None, "my run/with 'quotes' & unicode")
+    for run_id in (keyed, odd):
+        assert re.match(NAME_PATTERN, run_id), run_id

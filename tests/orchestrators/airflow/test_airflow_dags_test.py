@@ -125,3 +125,69 @@ def test_a_bundled_dag_runs_where_the_project_is_not_importable_retries_and_cach
     cached = {r.data.tags[T.STEP]: r.data.tags.get(T.CACHED) for r in step_runs(uri, two)}
     assert cached == {"flaky": "true", "double": "true"}  # the artifact-store cache
     assert one.data.tags[T.RUN_ID] != two.data.tags[T.RUN_ID]  # unscheduled: keyed on the run
+
+
+def test_a_project_installed_in_the_airflow_environment_needs_no_bundle(
+    airflow_sqlite: Airflow, tmp_path: Path, mlflow_db_template: Path
+) -> None:
+    site = tmp_path / "site-packages"  # stands for the Airflow image's installed packages
+    (site / "teamflows").mkdir(parents=True)
+    (site / "teamflows" / "__init__.py").write_text("")
+    (site / "teamflows" / "nightly.py").write_text(
+        "import stackwise as sw\n\n@sw.step\ndef one(api_token: str) -> int:\n"
+        "    sw.log_metric('token_length', len(api_token))\n    return 1\n\n"
+        "@sw.pipeline\ndef installed(api_token: str = 'default-token') -> None:\n"
+        "    one(api_token)\n"
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copyfile(mlflow_db_template, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    stack_file(project, "airflow.yaml", dags=airflow_sqlite.dags, tracking=uri,
+               artifacts=str(tmp_path / "artifacts"),
+               mlflow_artifacts=str(tmp_path / "mlartifacts"))  # fmt: skip
+    env = {**airflow_sqlite.env, "STACKWISE_PARAM_API_TOKEN": "token-from-the-workers-env",
+           "PYTHONPATH": airflow_sqlite.env["PYTHONPATH"] + ":" + str(site)}  # fmt: skip
+    exported = stackwise(project, env, "export", "airflow", "teamflows.nightly:installed",
+                         "--out", str(airflow_sqlite.dags), "--stack", "airflow.yaml")  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    spec = (airflow_sqlite.dags / "installed.stackwise.json").read_text()
+    assert '"target": "teamflows.nightly"' in spec and '"bundle": null' in spec
+    assert "default-token" not in spec  # a secret parameter: read from the workers' env
+    ran = dags_test(Airflow(airflow_sqlite.home, airflow_sqlite.dags, env), "installed",
+                    "2026-01-01", tmp_path)  # fmt: skip
+    assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-4000:]
+    [parent] = parents(uri, "installed")
+    assert parent.info.status == "FINISHED"
+    [one] = step_runs(uri, parent)
+    assert one.data.metrics["token_length"] == len("token-from-the-workers-env")
+    assert "token-from-the-workers-env" not in str(parent.data.params) + str(one.data.params)
+
+
+def test_a_failed_step_fails_the_dag_run_and_closes_the_mlflow_parent_as_failed(
+    airflow_sqlite: Airflow, tmp_path: Path, mlflow_db_template: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "broken.py").write_text(
+        "import stackwise as sw\n\n@sw.step\ndef ok() -> int:\n    return 1\n\n"
+        "@sw.step\ndef boom(n: int) -> int:\n    raise ValueError('no good')\n\n"
+        "@sw.step\ndef after(n: int) -> int:\n    return n\n\n"
+        "@sw.pipeline\ndef broken() -> None:\n    after(boom(ok()))\n"
+    )
+    shutil.copyfile(mlflow_db_template, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    stack_file(project, "airflow.yaml", dags=airflow_sqlite.dags, tracking=uri,
+               artifacts=str(tmp_path / "artifacts"),
+               mlflow_artifacts=str(tmp_path / "mlartifacts"))  # fmt: skip
+    exported = stackwise(project, airflow_sqlite.env, "export", "airflow", "broken.py:broken",
+                         "--out", str(airflow_sqlite.dags), "--stack", "airflow.yaml")  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    ran = dags_test(airflow_sqlite, "broken", "2026-01-01", project)
+    assert ran.returncode != 0 and "DagRun failed" in ran.stderr + ran.stdout
+    [parent] = parents(uri, "broken")
+    assert parent.info.status == "FAILED" and parent.data.tags[T.STATUS] == "FAILED"
+    steps = {r.data.tags[T.STEP]: r for r in step_runs(uri, parent)}
+    assert set(steps) == {"ok", "boom"}  # `after` never ran (upstream failed)
+    assert steps["ok"].info.status == "FINISHED" and steps["boom"].info.status == "FAILED"
+    assert "no good" in steps["boom"].data.tags[T.ERROR]

@@ -10,4 +10,4 @@
   backfill).
 """
 
-__all__ = ["compile", "dag", "settings", "spec", "task", "client", "target"]
+__all__: list[str] = []  # import the modules by name; `dag` and `task` need Airflow

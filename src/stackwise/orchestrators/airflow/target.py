@@ -54,6 +54,16 @@ class AirflowTarget:
         self._client: AirflowClient | None = None
 
     @property
+    def poll_s(self) -> float:
+        """Seconds between two looks at a run being followed (`airflow.poll_s`)."""
+        return self.settings.poll_s
+
+    @property
+    def run_timeout_s(self) -> float | None:
+        """Stop following a run after this long (`airflow.run_timeout_s`; None: never)."""
+        return self.settings.run_timeout_s
+
+    @property
     def client(self) -> AirflowClient:
         if self._client is None:
             from stackwise.orchestrators.airflow.client import AirflowClient
@@ -132,7 +142,7 @@ class AirflowTarget:
         spec = self.spec(pipeline)
         dag_file, data_file = dag_file_path(folder, spec.dag_id), spec_path(folder, spec.dag_id)
         before = {p: p.read_bytes() if p.exists() else None for p in (dag_file, data_file)}
-        written_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        written_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=0.2)
         files = compiler.write_files(spec, folder)
         changed = any(before[p] != p.read_bytes() for p in (dag_file, data_file))
         try:
@@ -216,7 +226,8 @@ class AirflowTarget:
         return Path(self.config.resolve_path(self.settings.dags_folder))
 
     def _wait_parsed(self, dag_id: str, dag_file: Path, since: dt.datetime | None) -> None:
-        """Until Airflow has parsed `dag_file` (after `since`, when it changed). Raises
+        """Until Airflow has parsed `dag_file` in a parse that began after `since` (when it
+        changed; the API server's clock is taken to agree with this host's). Raises
         TargetError with Airflow's import error, or when the parse timeout passes."""
         deadline = time.monotonic() + self.settings.parse_timeout_s
         while True:
@@ -231,9 +242,12 @@ class AirflowTarget:
                         "were put back and nothing was triggered."
                     )
             dag = self.client.get_dag(dag_id)
-            parsed = _moment(dag.get("last_parsed_time")) if dag else None
-            if parsed is not None and (since is None or parsed >= since):
-                return
+            if dag and dag.get("last_parsed_time"):
+                # when the parse began: a parse that began before the write read the old files
+                began = _moment(dag["last_parsed_time"]) - dt.timedelta(
+                    seconds=float(dag.get("last_parse_duration") or 0.0))
+                if since is None or began >= since:
+                    return
             if time.monotonic() > deadline:
                 raise TargetError(
                     f"Airflow did not parse DAG {dag_id} within "
