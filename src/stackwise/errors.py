@@ -133,6 +133,18 @@ class LineageError(StackwiseError):
     headline = "lineage error"
 
 
+class ReproduceError(StackwiseError):
+    """A model version that cannot be reproduced as given (bad reference, no lineage)."""
+
+    headline = "cannot reproduce"
+
+
+class MigrationRefused(StackwiseError):
+    """Runs are in progress on the old orchestrator, or the ledger and MLflow disagree."""
+
+    headline = "migration refused"
+
+
 class DashboardError(StackwiseError):
     headline = "dashboard error"
 

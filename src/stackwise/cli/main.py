@@ -121,6 +121,9 @@ COMMAND_MODULES = (
     "stackwise.cli.export",
     "stackwise.cli.image",
     "stackwise.cli.dashboard",
+    "stackwise.cli.reproduce",
+    "stackwise.cli.conformance",
+    "stackwise.cli.migrate",
 )
 
 

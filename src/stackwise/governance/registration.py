@@ -100,6 +100,11 @@ def register_model(
         pipeline_run_id=run.parent_id,
         lineage_tags=lineage,
     )
+    if run.tags.get(T.REPRODUCES):  # `stackwise reproduce`: evidence, never a new champion
+        if targets:
+            _say(f"stackwise: {name} v{version} reproduces {run.tags[T.REPRODUCES]}: not "
+                 "auto-promoted")  # fmt: skip
+        targets = []
     lifecycle = ModelLifecycle(
         registry, policy_file, via=f"pipeline {ctx.pipeline} run {ctx.run_id}"
     )
@@ -167,6 +172,7 @@ def lineage_tags(index: Any, run: Any) -> dict[str, str]:
         T.COMPUTE: run.tags.get(T.COMPUTE, ""),
         T.GIT_COMMIT: source.get(T.MLFLOW_GIT_COMMIT, ""),
         T.LOGICAL_DATE: source.get(T.LOGICAL_DATE, ""),
+        T.REPRODUCES: source.get(T.REPRODUCES, ""),
     }
     graph = upstream_of(index, run)
     datasets = []

@@ -54,6 +54,11 @@ def _packages() -> dict[str, str]:
     return dict(sorted(pkgs.items()))
 
 
+def installed_packages() -> dict[str, str]:
+    """Installed distributions, lower-case name -> version, as the manifest records them."""
+    return _packages()
+
+
 def build_manifest(
     *, source_folder: str, orchestrator: str, compute: str, image: str | None
 ) -> dict[str, Any]:

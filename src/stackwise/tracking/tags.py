@@ -29,6 +29,7 @@ ENVIRONMENT = "stackwise.environment"  # runs:/<run>/stackwise/environment.json
 ENVIRONMENT_DIGEST = "stackwise.environment.digest"
 OWNER = "stackwise.owner"  # host/pid/start of the process that opened the run
 STATUS = "stackwise.status"
+REPRODUCES = "stackwise.reproduces"  # models:/NAME/VERSION a `stackwise reproduce` run remakes
 
 # -- a step's child run ---------------------------------------------------------------------
 STEP = "stackwise.step"
