@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dash_support import MODEL, REF, REPO, SCRIPT, World, _env, _inject, cli
+from dash_support import MODEL, REF, REPO, SCRIPT, World, _env, _inject, cli, serve
 
 from stackwise.config import load_stack
 
@@ -48,26 +48,12 @@ def client(world: World) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def server(world: World) -> Iterator[str]:
     """`stackwise dashboard` itself, a real uvicorn server on a free loopback port."""
-    import subprocess
-    import sys
-
-    from tests.conftest import free_port, wait_http
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stackwise", "dashboard", "--port", str(port)],
-        cwd=world.folder, env=world.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        wait_http(f"http://127.0.0.1:{port}/runs", timeout=60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serve(world.folder, world.env) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
-def browser(server: str) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     """Debian's headless Chromium, driven by Playwright (no browser download)."""
     from playwright.sync_api import sync_playwright
 

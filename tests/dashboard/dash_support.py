@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,20 @@ def _inject(config: StackConfig) -> str:
     return run.run_id
 
 
+@contextmanager
+def serve(folder: Path, env: dict[str, str]) -> Iterator[str]:
+    """`stackwise dashboard` itself in `folder`, a real uvicorn server on a free loopback port;
+    yields its base URL and stops it on exit."""
+    from tests.conftest import free_port, wait_http
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stackwise", "dashboard", "--port", str(port)],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/runs", timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
