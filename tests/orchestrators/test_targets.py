@@ -73,8 +73,14 @@ def test_a_pipeline_the_target_rejects_is_refused_before_anything_is_written(
     class Named:
         name = "train"
 
-    target = ScriptedTarget([{}], problems=["step 'x': memory '4 GB' is not a quantity"])
-    with pytest.raises(PipelineValidationError, match="scripted cannot take pipeline 'train': "
-                       "step 'x': memory '4 GB' is not a quantity"):  # fmt: skip
+    target = ScriptedTarget([{}], problems=[
+        "step 'x': memory '4 GB' is not a quantity", "step 'a': no image", "step 'b': no image",
+        "the artifact store is on this host",
+    ])  # fmt: skip
+    with pytest.raises(PipelineValidationError) as exc:
         compile_for(target, Named(), tmp_path / "out")  # type: ignore[arg-type]
+    assert exc.value.message == (
+        "scripted cannot take pipeline 'train': step 'x': memory '4 GB' is not a quantity; "
+        "steps 'a', 'b': no image; the artifact store is on this host"
+    )
     assert not target.compiled

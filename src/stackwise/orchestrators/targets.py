@@ -29,9 +29,32 @@ def check(target: Target, pipeline: Pipeline) -> None:
     """Raise PipelineValidationError listing everything `target` would reject."""
     problems = target.validate(pipeline)
     if problems:
+        said = "; ".join(_grouped(problems))
         raise PipelineValidationError(
-            f"{target.name} cannot take pipeline {pipeline.name!r}: " + "; ".join(problems)
+            f"{target.name} cannot take pipeline {pipeline.name!r}: {said}"
         )
+
+
+def _grouped(problems: list[str]) -> list[str]:
+    """One entry per distinct problem: "step 'a': no image" and "step 'b': no image" become
+    "steps 'a', 'b': no image", so a stack-wide gap is said once, not once per step."""
+    import re
+
+    steps: dict[str, list[str]] = {}
+    for problem in problems:
+        match = re.fullmatch(r"step '([^']*)': (.*)", problem, flags=re.S)
+        if match is None:
+            steps.setdefault(problem, [])
+        else:
+            steps.setdefault(match.group(2), []).append(match.group(1))
+    out = []
+    for text, names in steps.items():
+        if not names:
+            out.append(text)
+        else:
+            label = "step" if len(names) == 1 else "steps"
+            out.append(f"{label} {', '.join(repr(n) for n in names)}: {text}")
+    return out
 
 
 def compile_for(target: Target, pipeline: Pipeline, out: Path) -> list[Path]:

@@ -109,7 +109,7 @@ def test_a_stack_value_kubernetes_would_reject_names_the_key(
     (STACK.replace("{key: team, operator: Equal, value: a,", "{key: team, operator: Exists, "
                    "value: a,"), "kubeflow.tolerations[1]: operator Exists takes no value"),
     (STACK.replace("  image: registry.example.com/ml/stackwise-base:0123abcd\n", ""),
-     "step 'head': no image: set kubeflow.image"),
+     "steps 'head', 'tail': no image: set kubeflow.image"),  # said once for both
     (STACK.replace("  host_local_stores: true\n", ""),
      "the artifact store file://"),
 ])  # fmt: skip
