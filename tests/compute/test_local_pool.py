@@ -3,6 +3,7 @@ attempt, and a thread still busy (an attempt abandoned while blocked) never gets
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -86,3 +87,29 @@ def test_a_job_that_raises_retires_its_thread_and_the_pool_goes_on() -> None:
     pool.submit(bad, name="bad")
     done, _ = _run(pool, "next")
     assert done.wait(HANG_GUARD_S)
+
+
+def test_each_job_starts_with_an_empty_context_like_a_new_thread() -> None:
+    pool = _WorkerPool()
+    variable: contextvars.ContextVar[str] = contextvars.ContextVar("left_over", default="fresh")
+    seen: list[tuple[int, str]] = []
+
+    def job() -> None:
+        seen.append((threading.get_ident(), variable.get()))
+        variable.set("set by an earlier attempt")
+
+    for i in range(2):
+        pool.submit(job, name=f"ctx-{i}")
+        _until(lambda: pool._idle == 1)  # done, and back waiting for work
+    assert seen[0][0] == seen[1][0]  # the same thread ran both
+    assert [value for _, value in seen] == ["fresh", "fresh"]
+
+
+def test_a_run_left_active_by_a_step_does_not_reach_the_next_one() -> None:
+    from mlflow.tracking import fluent
+
+    from stackwise.compute.local import _forget_mlflow_thread_state
+
+    fluent._active_run_stack.get().append("a run the step started and never ended")
+    _forget_mlflow_thread_state()
+    assert fluent._active_run_stack.get() == []

@@ -8,12 +8,17 @@ the process alive after the run is over.
 Threads are reused: a finished attempt's thread waits (up to `IDLE_S`) for the next one, so a
 step does not pay for a thread start. A thread still busy, e.g. one whose attempt was
 abandoned while blocked in native code, is never handed new work: the pool starts another.
+Each attempt runs in a fresh `contextvars` context and with MLflow's per-thread active-run
+state emptied, as on a new thread; other thread-local state of the step's own libraries
+persists from one attempt to the next on the same thread (as on any warm worker).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -57,7 +62,7 @@ class _WorkerPool:
     def _work(self, job: _Job) -> None:
         while True:
             try:
-                job()
+                contextvars.Context().run(job)  # empty, as on a new thread
             except BaseException:  # an interrupt that landed after the attempt: retire
                 return
             next_job = self._next()
@@ -152,10 +157,21 @@ class LocalBackend:
                     error=f"{type(exc).__name__}: {exc}",
                     error_type=type(exc).__name__,
                 )
+            _forget_mlflow_thread_state()
             on_done(handle)
 
         _pool.submit(work, name=f"stackwise-{invocation.step}")
         return handle
+
+
+def _forget_mlflow_thread_state() -> None:
+    """A run the step started and did not end must not become the active run of the next
+    attempt this thread runs (each attempt once had a thread of its own)."""
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    for name, empty in (("_active_run_stack", list), ("_last_active_run_id", lambda: None)):
+        variable = getattr(fluent, name, None)
+        if variable is not None and hasattr(variable, "set"):
+            variable.set(empty())
 
 
 def machine_problems(resources: Resources) -> list[str]:
