@@ -15,6 +15,8 @@ from stackwise.errors import PipelineLoadError, StackwiseError, did_you_mean
 
 _cache: dict[str, Pipeline] = {}
 _lock = threading.Lock()
+#: Absolute pipeline file paths resolved (symlinks followed), until `forget`.
+_resolved: dict[str, str] = {}
 
 
 def load_pipeline(ref: str) -> Pipeline:
@@ -35,6 +37,7 @@ def forget(ref: str | None = None) -> None:
     from stackwise.authoring import codehash
 
     codehash.forget()
+    _resolved.clear()
     with _lock:
         keys = list(_cache) if ref is None else [_normalize(ref)]
         for key in keys:
@@ -51,7 +54,12 @@ def _normalize(ref: str) -> str:
     if not sep:
         return ref
     if target.endswith(".py") or os.sep in target or "/" in target:
-        return f"{Path(target).resolve()}:{attr}"
+        if not os.path.isabs(target):  # relative to the current folder, which may change
+            return f"{Path(target).resolve()}:{attr}"
+        resolved = _resolved.get(target)
+        if resolved is None:  # every step attempt loads its pipeline: stat the path once
+            resolved = _resolved[target] = str(Path(target).resolve())
+        return f"{resolved}:{attr}"
     return ref
 
 

@@ -3,6 +3,7 @@ anything is written to MLflow (manifests, parameters, tags)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -33,8 +34,10 @@ _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:
 _MIN_SECRET_LEN = 4
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
-    """Whether a variable or parameter named `name` holds a secret, judged by its words."""
+    """Whether a variable or parameter named `name` holds a secret, judged by its words.
+    Memoized (a pure function of the name): every step scans the whole environment."""
     if name.upper() in _NOT_SECRET:
         return False
     words = [w.lower() for w in _WORDS.findall(name)]

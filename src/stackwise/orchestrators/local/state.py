@@ -122,6 +122,9 @@ class StateStore:
             sa.Column("mlflow_run_id", sa.String(64)),
             sa.Column("created_at", sa.Float, nullable=False),
         )  # fmt: skip
+        #: Prepared step UPDATEs, by the tuple of columns they set (see `_write_step`).
+        self._step_updates: dict[tuple[str, ...], Any] = {}
+        self._cache_upsert: Any = None
         create_tables(md, self.engine)
         add_missing_columns(self.engine, [self.runs, self.steps])
 
@@ -205,35 +208,47 @@ class StateStore:
 
     # -- steps --------------------------------------------------------------------------------
     def update_step(self, run_id: str, step: str, **fields: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                self.steps.update()
-                .where((self.steps.c.run_id == run_id) & (self.steps.c.step == step))
-                .values(**_encode(fields))
-            )
+        """One step transition: one UPDATE in one transaction."""
+        self._write_step(run_id, step, _encode(fields))
 
     def finish_step(self, run_id: str, record: StepRecord) -> None:
         """Record a step's outcome (its cache entry is the runner's, see stackwise.caching)."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                self.steps.update()
-                .where((self.steps.c.run_id == run_id) & (self.steps.c.step == record.name))
-                .values(**self._step_row(record))
+        self._write_step(run_id, record.name, self._step_row(record))
+
+    def _write_step(self, run_id: str, step: str, row: dict[str, Any]) -> None:
+        """The UPDATE is built once per set of columns and reused (bound parameters), so the
+        hot path neither builds nor compiles a statement per call."""
+        import sqlalchemy as sa
+
+        columns = tuple(row)
+        stmt = self._step_updates.get(columns)
+        if stmt is None:
+            stmt = self.steps.update().where(
+                (self.steps.c.run_id == sa.bindparam("w_run_id"))
+                & (self.steps.c.step == sa.bindparam("w_step"))
             )
+            self._step_updates[columns] = stmt
+        with self.engine.begin() as conn:
+            conn.execute(stmt, {**row, "w_run_id": run_id, "w_step": step})
 
-    def _upsert_cache(self, entry: dict[str, Any]) -> Any:
+    def _upsert_cache(self) -> Any:
         """Insert or replace in one statement: two processes finishing the same cached step
-        at once must both succeed (a delete-then-insert races on the primary key)."""
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
+        at once must both succeed (a delete-then-insert races on the primary key). Built
+        once; the row comes as bound parameters."""
+        if self._cache_upsert is None:
+            if self.engine.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            stmt: Any = pg_insert(self.cache).values(**entry)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+                stmt: Any = pg_insert(self.cache)
+            else:
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-            stmt = sqlite_insert(self.cache).values(**entry)
-        updates = {k: v for k, v in entry.items() if k != "cache_key"}
-        return stmt.on_conflict_do_update(index_elements=["cache_key"], set_=updates)
+                stmt = sqlite_insert(self.cache)
+            updates = {c.name: stmt.excluded[c.name] for c in self.cache.c if c.name != "cache_key"}
+            self._cache_upsert = stmt.on_conflict_do_update(
+                index_elements=["cache_key"], set_=updates
+            )
+        return self._cache_upsert
 
     def cache_lookup(self, key: str) -> CacheEntry | None:
         """The earlier success with this cache key, if any."""
@@ -263,7 +278,7 @@ class StateStore:
             "mlflow_run_id": entry.mlflow_run_id, "created_at": entry.created_at,
         }  # fmt: skip
         with self.engine.begin() as conn:
-            conn.execute(self._upsert_cache(row))
+            conn.execute(self._upsert_cache(), row)
 
     # -- rows ---------------------------------------------------------------------------------
     def _run_row(self, run: RunRecord) -> dict[str, Any]:
