@@ -93,6 +93,16 @@ def _ran(project: Path, step: str = "load") -> Counter[dt.datetime]:
     )
 
 
+def _failures(stack: StackConfig) -> list[str]:
+    """What went wrong in the runs the state store holds (for assertion messages)."""
+    out = []
+    for run in StateStore(stack.state_store_resolved).list_runs():
+        if run.status != "SUCCEEDED":
+            steps = {n: (s.status, s.error) for n, s in run.steps.items() if s.error}
+            out.append(f"{run.run_id} {run.interval} {run.status} {run.error} {steps}")
+    return out
+
+
 def _ledger(stack: StackConfig) -> dict[dt.datetime, str]:
     rows = IntervalLedger(StateStore(stack.state_store_resolved)).rows("pipe")
     return {dt.datetime.fromisoformat(r.interval_start): r.status for r in rows.values()}
@@ -109,7 +119,7 @@ def test_catchup_runs_every_ended_interval_then_only_new_ones(
 
     # [00,01), [01,02), [02,03) have ended; [03,04) contains "now" and waits.
     assert _started(first) == [T0, T0 + HOUR, T0 + 2 * HOUR]
-    assert _ran(project) == Counter([T0, T0 + HOUR, T0 + 2 * HOUR])
+    assert _ran(project) == Counter([T0, T0 + HOUR, T0 + 2 * HOUR]), _failures(stack)
     seen = {
         dt.datetime.fromisoformat(e["logical_date"]): (
             dt.datetime.fromisoformat(e["start"]),
@@ -300,10 +310,14 @@ def test_scheduler_restart_continues_without_gaps_or_repeats(
     first = _start_scheduler(project, ref, "first.out")
     try:
         wait_until(lambda: recorded() >= 3, WAIT_S, "the first intervals to succeed")
-        time.sleep(2)
+        # From now on an interval takes 10 s, so the one running when SIGTERM arrives is still
+        # running then, however slowly this machine delivers the signal.
+        set_behaviour(project, sleep={"extract": {"*": 10}})
+        time.sleep(2.5)  # an extract begun before the change (1.5 s) has ended by now
         wait_until(one_running, WAIT_S, "an interval to be running")
     finally:
         took = _stop(first, project, "first.out")
+        set_behaviour(project, sleep={"extract": {"*": 1.5}})
     assert took < 20
     after_first = recorded()
     assert after_first >= 3
