@@ -7,7 +7,12 @@ MLflow floor measured in the same process.
 Each interval is one MLflow parent run plus one child run per step (3 tracked calls each), and
 its own state-store record and ledger row. The floor is what MLflow alone costs for the same
 records; what is left is stackwise. Airflow 3 took ~2.2 s per daily interval for a three-task
-no-op DAG on this kind of machine (shared/design/environment.md): target >= 20x faster.
+no-op DAG on this kind of machine (shared/design/environment.md).
+
+Targets (issue "Faster than hand-written MLflow logging"): per interval <= 1.0 x the MLflow
+floor (measured on MLflow's default SQLite settings) and >= 40 x faster than Airflow;
+--parallel 2 >= 1.3 x faster than --parallel 1 on the embedded stores. Each printed with
+ok/short, plus the count of intervals that succeeded (nothing skipped).
 """
 
 from __future__ import annotations
@@ -89,6 +94,10 @@ def backfill_s(folder: Path, parallel: int, days: int) -> tuple[float, int]:
     outcomes = job.run()
     elapsed = time.perf_counter() - t0
     ok = sum(1 for o in outcomes if o.status == "SUCCEEDED")
+    for o in outcomes:
+        if o.status != "SUCCEEDED":  # nothing may be skipped: say what went wrong
+            print(f"parallel {parallel}: {o.interval.logical_date:%Y-%m-%d} {o.status} "
+                  f"{o.reason}: {o.error}", file=sys.stderr)  # fmt: skip
     return elapsed, ok
 
 
@@ -105,13 +114,21 @@ def main() -> int:
         rows = [(p, *backfill_s(folder, p, args.days)) for p in (1, 2)]
     print(f"MLflow floor per interval (1 parent + 3 child runs): {floor * 1000:.0f} ms")
     print(f"{'parallel':>8} {'wall':>9} {'ok':>5} {'intervals/s':>12} {'per interval':>13} "
-          f"{'vs floor':>9} {'vs Airflow':>11}")  # fmt: skip
+          f"{'vs floor':>9} {'<= 1.0':>7} {'vs Airflow':>11} {'>= 40':>6}")  # fmt: skip
     for parallel, wall, ok in rows:
         per = wall / args.days
         rate = args.days / wall
+        faster = AIRFLOW_S_PER_INTERVAL / per
         print(f"{parallel:>8} {wall:>8.1f}s {ok:>5} {rate:>12.2f} {per * 1000:>10.0f} ms "
-              f"{per / floor:>8.2f}x {AIRFLOW_S_PER_INTERVAL / per:>10.1f}x")  # fmt: skip
+              f"{per / floor:>8.2f}x {_verdict(per / floor <= 1.0):>7} {faster:>10.1f}x "
+              f"{_verdict(faster >= 40):>6}")  # fmt: skip
+    speedup = rows[0][1] / rows[1][1]
+    print(f"--parallel 2 vs 1: {speedup:.2f}x faster (target >= 1.3: {_verdict(speedup >= 1.3)})")
     return 0 if all(ok == args.days for _, _, ok in rows) else 1
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "short"
 
 
 if __name__ == "__main__":
