@@ -72,3 +72,21 @@ class ComputeBackend(Protocol):
     ) -> StepHandle:
         """Start one attempt; `on_done(handle)` is called (from any thread) when it is DONE."""
         ...
+
+
+class ResultHandle:
+    """What the handles of remote backends share: QUEUED until `running_since` is set, DONE
+    once `_result` is. Subclasses set both from their watcher thread and add `logs`,
+    `mlflow_run_id` and `cancel`."""
+
+    running_since: float | None = None
+    _result: StepResult | None = None
+
+    def status(self) -> HandleStatus:
+        if self._result is not None:
+            return "DONE"
+        return "RUNNING" if self.running_since is not None else "QUEUED"
+
+    def result(self) -> StepResult:
+        assert self._result is not None, "result() before DONE"
+        return self._result

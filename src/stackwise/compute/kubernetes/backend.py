@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from stackwise.compute.base import HandleStatus, StepHandle
+from stackwise.compute.base import ResultHandle, StepHandle
 from stackwise.compute.kubernetes import manifests
 from stackwise.compute.kubernetes.settings import KubernetesSettings
 from stackwise.compute.quantities import memory_bytes
@@ -133,7 +133,7 @@ class KubernetesBackend:
         core.patch_namespaced_secret(name, ns, {"metadata": {"ownerReferences": [owner]}})
 
 
-class JobHandle:
+class JobHandle(ResultHandle):
     """One attempt as a Kubernetes Job (implements StepHandle)."""
 
     def __init__(
@@ -156,15 +156,6 @@ class JobHandle:
         self._stop: type[BaseException] | None = None
         self._wake = threading.Event()
         threading.Thread(target=self._drive, args=(on_done,), daemon=True).start()
-
-    def status(self) -> HandleStatus:
-        if self._result is not None:
-            return "DONE"
-        return "RUNNING" if self.running_since is not None else "QUEUED"
-
-    def result(self) -> StepResult:
-        assert self._result is not None, "result() before DONE"
-        return self._result
 
     def logs(self) -> str:
         return "".join(self._log)

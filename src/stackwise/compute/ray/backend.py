@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from stackwise.compute.base import HandleStatus, StepHandle
+from stackwise.compute.base import ResultHandle, StepHandle
 from stackwise.compute.ray.feasibility import Demand, problems
 from stackwise.compute.ray.settings import RaySettings
 from stackwise.compute.remote import BundleShipper, DoneHandle, stack_location_problems
@@ -146,7 +146,7 @@ class RayBackend:
         return self._task
 
 
-class TaskHandle:
+class TaskHandle(ResultHandle):
     """One single-worker attempt as a Ray streaming-generator task (implements StepHandle)."""
 
     def __init__(
@@ -160,15 +160,6 @@ class TaskHandle:
         self._stop: type[BaseException] | None = None
         self._ref = task.options(**demand.ray_options()).remote(inv.model_dump_json())
         threading.Thread(target=self._watch, args=(on_done,), daemon=True).start()
-
-    def status(self) -> HandleStatus:
-        if self._result is not None:
-            return "DONE"
-        return "RUNNING" if self.running_since is not None else "QUEUED"
-
-    def result(self) -> StepResult:
-        assert self._result is not None, "result() before DONE"
-        return self._result
 
     def logs(self) -> str:
         return self._result.logs if self._result is not None else ""

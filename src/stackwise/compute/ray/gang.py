@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from stackwise.compute.base import HandleStatus, StepHandle
+from stackwise.compute.base import ResultHandle, StepHandle
 from stackwise.compute.ray.feasibility import Demand, describe_cluster
 from stackwise.compute.ray.settings import RaySettings
 from stackwise.compute.ray.worker import STOP_GRACE_S, RankWorker
@@ -27,7 +27,7 @@ from stackwise.distribution import PeerReport
 from stackwise.errors import StepTimeoutError
 
 
-class GangHandle:
+class GangHandle(ResultHandle):
     """A running distributed attempt (implements `StepHandle`)."""
 
     def __init__(
@@ -46,15 +46,6 @@ class GangHandle:
         threading.Thread(target=self._drive, args=(on_done,), daemon=True).start()
 
     # -- StepHandle -------------------------------------------------------------------------
-    def status(self) -> HandleStatus:
-        if self._result is not None:
-            return "DONE"
-        return "RUNNING" if self.running_since is not None else "QUEUED"
-
-    def result(self) -> StepResult:
-        assert self._result is not None, "result() before DONE"
-        return self._result
-
     def logs(self) -> str:
         return self._result.logs if self._result is not None else ""
 
