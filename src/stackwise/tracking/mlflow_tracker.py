@@ -27,6 +27,8 @@ _MAX_PARAM_LEN = 6000
 
 _trackers: dict[str, MlflowTracker] = {}
 _trackers_lock = threading.Lock()
+#: Serializes switching MLflow's fluent API between stores (a process-wide setting).
+_activate_lock = threading.Lock()
 
 
 def tracker_for(uri: str) -> MlflowTracker:
@@ -42,30 +44,38 @@ class MlflowTracker:
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._client: Any = None
+        self._client_lock = threading.Lock()
         self._experiments: dict[str, str] = {}
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self.check_reachable()
-            import logging
-
-            from mlflow import MlflowClient
-
-            # A remote server makes MLflow print "View run" links to stdout, which would corrupt
-            # `--json` output; stackwise prints its own summary.
-            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-            for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.store"):
-                logging.getLogger(noisy).setLevel(logging.WARNING)
-            client = MlflowClient(self.uri)
-            from stackwise.tracking import durability
-
-            if durability.relaxed(self.uri):
-                engine = getattr(getattr(client._tracking_client, "store", None), "engine", None)
-                if engine is not None:
-                    durability.apply(engine)
-            self._client = client
+            with self._client_lock:  # intervals of a backfill start at once, on threads
+                if self._client is None:
+                    self._client = self._new_client()
         return self._client
+
+    def _new_client(self) -> Any:
+        """The MLflow client, made once: a second one would register the durability settings
+        again on MLflow's shared engine (and empty its pool) while another thread uses it."""
+        self.check_reachable()
+        import logging
+
+        from mlflow import MlflowClient
+
+        # A remote server makes MLflow print "View run" links to stdout, which would corrupt
+        # `--json` output; stackwise prints its own summary.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.store"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        client = MlflowClient(self.uri)
+        from stackwise.tracking import durability
+
+        if durability.relaxed(self.uri):
+            engine = getattr(getattr(client._tracking_client, "store", None), "engine", None)
+            if engine is not None:
+                durability.apply(engine)
+        return client
 
     def activate(self) -> None:
         """Point MLflow's fluent API (plain `mlflow.log_*` in a step) at this store; a process
@@ -74,15 +84,9 @@ class MlflowTracker:
 
         if self._client is None:
             _ = self.client
-        if mlflow.get_tracking_uri() != self.uri:
-            # MLflow also exports the URI as MLFLOW_TRACKING_URI, which would then override
-            # every later stack config in this process (a notebook, a test run): undo that.
-            previous = os.environ.get("MLFLOW_TRACKING_URI")
-            mlflow.set_tracking_uri(self.uri)
-            if previous is None:
-                os.environ.pop("MLFLOW_TRACKING_URI", None)
-            else:
-                os.environ["MLFLOW_TRACKING_URI"] = previous
+        with _activate_lock:
+            if mlflow.get_tracking_uri() != self.uri:
+                _set_fluent_uri(self.uri)
 
     def check_reachable(self) -> None:
         """Fail fast with a fix, instead of MLflow's long retry loop on a dead server; create
@@ -236,6 +240,28 @@ class MlflowTracker:
             self.log(run.info.run_id, tags={"stackwise.status": status})
             self.end_run(run.info.run_id, status)
         return [r.info.run_id for r in runs]
+
+
+def _set_fluent_uri(uri: str) -> None:
+    """What `mlflow.set_tracking_uri` does, but for its export of MLFLOW_TRACKING_URI to the
+    environment, which would override every later stack config in this process (a notebook, a
+    test run). Undoing the export deletes the variable, and a deletion while another thread
+    iterates `os.environ` (every step does, to redact secrets) fails that thread (KeyError)."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    if not hasattr(utils, "_tracking_uri"):  # another MLflow: its own call, export undone
+        previous = os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(uri)
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+        return
+    utils._tracking_uri = uri  # type: ignore[assignment]
+    from mlflow.tracing.provider import reset
+
+    reset()  # type: ignore[no-untyped-call]  # as set_tracking_uri: traces go to the new store
 
 
 class ActiveRun:
