@@ -127,6 +127,9 @@ class StateStore:
         self._cache_upsert: Any = None
         create_tables(md, self.engine)
         add_missing_columns(self.engine, [self.runs, self.steps])
+        from stackwise.orchestrators.local.hotwrite import HotWriter
+
+        self._hot = HotWriter(self.engine)
 
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, run: RunRecord, step_names: list[str]) -> None:
@@ -215,7 +218,27 @@ class StateStore:
         """Record a step's outcome (its cache entry is the runner's, see stackwise.caching)."""
         self._write_step(run_id, record.name, self._step_row(record))
 
+    def write_steps(self, run_id: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Several step transitions (rows from `step_fields` or `step_row`) in one
+        transaction: the orchestrator's writes of one turn of its loop."""
+        self._hot.write(
+            [(self._step_update(row), {**row, "w_run_id": run_id, "w_step": step})
+             for step, row in rows]
+        )  # fmt: skip
+
+    @staticmethod
+    def step_fields(fields: dict[str, Any]) -> dict[str, Any]:
+        """Some columns of a step row, encoded for `write_steps`."""
+        return _encode(fields)
+
+    def step_row(self, record: StepRecord) -> dict[str, Any]:
+        """A step's whole row, encoded for `write_steps`."""
+        return self._step_row(record)
+
     def _write_step(self, run_id: str, step: str, row: dict[str, Any]) -> None:
+        self.write_steps(run_id, [(step, row)])
+
+    def _step_update(self, row: dict[str, Any]) -> Any:
         """The UPDATE is built once per set of columns and reused (bound parameters), so the
         hot path neither builds nor compiles a statement per call."""
         import sqlalchemy as sa
@@ -228,8 +251,7 @@ class StateStore:
                 & (self.steps.c.step == sa.bindparam("w_step"))
             )
             self._step_updates[columns] = stmt
-        with self.engine.begin() as conn:
-            conn.execute(stmt, {**row, "w_run_id": run_id, "w_step": step})
+        return stmt
 
     def _upsert_cache(self) -> Any:
         """Insert or replace in one statement: two processes finishing the same cached step
@@ -277,8 +299,7 @@ class StateStore:
             "metrics": _dumps(entry.metrics), "run_id": entry.run_id,
             "mlflow_run_id": entry.mlflow_run_id, "created_at": entry.created_at,
         }  # fmt: skip
-        with self.engine.begin() as conn:
-            conn.execute(self._upsert_cache(), row)
+        self._hot.write([(self._upsert_cache(), row)])
 
     # -- rows ---------------------------------------------------------------------------------
     def _run_row(self, run: RunRecord) -> dict[str, Any]:
