@@ -70,7 +70,7 @@ class Executor:
         self.running: dict[str, _Attempt] = {}
         self.not_before: dict[str, float] = {}
         self.tries: dict[str, int] = {}  # attempts made in this execution (resume resets)
-        self.done: queue.Queue[StepHandle] = queue.Queue()
+        self.done: queue.SimpleQueue[StepHandle] = queue.SimpleQueue()
         #: Step rows to write in the next transaction, and the events to emit after it.
         self._writes: list[tuple[str, dict[str, Any]]] = []
         self._events: list[StepEvent] = []
@@ -340,17 +340,25 @@ class Executor:
 
 def step_version(pipeline: Pipeline, name: str) -> str:
     """What a step's result depends on besides its inputs: its code (with its project-local
-    modules), options and wiring. A resume reruns a step whose version changed."""
+    modules), options and wiring. A resume reruns a step whose version changed. Kept on the
+    (immutable) pipeline with the code hash it was made from, so it is recomputed only when
+    that hash changes (after `stackwise.authoring.loader.forget`)."""
     from stackwise.artifacts.hashing import sha256_bytes, stable_json
     from stackwise.authoring.codehash import step_code_hash
 
     node = pipeline.nodes[name]
+    code = step_code_hash(node.definition.fn)
+    known: dict[str, tuple[str, str]] = pipeline.__dict__.setdefault("_step_versions", {})
+    if name in known and known[name][0] == code:
+        return known[name][1]
     payload = {
-        "code": step_code_hash(node.definition.fn),
+        "code": code,
         "options": node.definition.options.to_dict(),
         "bindings": {k: b.describe() for k, b in sorted(node.bindings.items())},
     }
-    return sha256_bytes(stable_json(payload).encode())[:16]
+    version = sha256_bytes(stable_json(payload).encode())[:16]
+    known[name] = (code, version)
+    return version
 
 
 def _worker_token(handle: StepHandle) -> str | None:

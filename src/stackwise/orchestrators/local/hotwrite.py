@@ -25,21 +25,29 @@ class HotWriter:
         self._lock = threading.Lock()
         self._conn: Any = None
         self._pid = 0
-        #: (statement id, column keys) -> (SQL text, parameter order when positional).
+        #: (statement id, column keys) -> (SQL text, parameter order when positional); the
+        #: statements are the store's own, built once.
         self._sql: dict[tuple[int, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
         self._statements: list[Any] = []  # keeps compiled statements' ids stable
 
-    def write(self, items: Sequence[tuple[Any, dict[str, Any]]]) -> None:
-        """Run each (statement, parameters) and commit them together."""
+    def write(self, items: Sequence[tuple[Any, dict[str, Any] | list[dict[str, Any]]]]) -> None:
+        """Run each (statement, parameters) and commit them together; a list of parameters
+        (all with the same keys) runs the statement once per item."""
         with self._lock:
             conn = self._connection()
             try:
                 cursor = conn.cursor()
                 try:
                     for stmt, params in items:
-                        sql, order = self._compiled(stmt, params)
-                        args = tuple(params[k] for k in order) if order is not None else params
-                        cursor.execute(sql, args)
+                        many = params if isinstance(params, list) else [params]
+                        if not many:
+                            continue
+                        sql, order = self._compiled(stmt, many[0])
+                        args = [tuple(p[k] for k in order) for p in many] if order else many
+                        if isinstance(params, list):
+                            cursor.executemany(sql, args)
+                        else:
+                            cursor.execute(sql, args[0])
                 finally:
                     cursor.close()
                 conn.commit()

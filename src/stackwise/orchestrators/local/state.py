@@ -130,24 +130,22 @@ class StateStore:
         from stackwise.orchestrators.local.hotwrite import HotWriter
 
         self._hot = HotWriter(self.engine)
+        self._inserts = (self.runs.insert(), self.steps.insert())
 
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, run: RunRecord, step_names: list[str]) -> None:
-        row = self._run_row(run)
-        with self.engine.begin() as conn:
-            conn.execute(self.runs.insert().values(**row))
-            conn.execute(
-                self.steps.insert(),
-                [
-                    {
-                        **self._step_row(run.steps.get(n) or StepRecord(n)),
-                        "run_id": run.run_id,
-                        "step": n,
-                        "position": i,
-                    }
-                    for i, n in enumerate(step_names)
-                ],
-            )
+        """The run's row and its steps' rows, in one transaction."""
+        pending = self._step_row(StepRecord(""))
+        steps = [
+            {
+                **(self._step_row(run.steps[n]) if n in run.steps else pending),
+                "run_id": run.run_id,
+                "step": n,
+                "position": i,
+            }
+            for i, n in enumerate(step_names)
+        ]
+        self._hot.write([(self._inserts[0], self._run_row(run)), (self._inserts[1], steps)])
 
     def claim(self, run: RunRecord) -> bool:
         """Take ownership of a stale, failed or killed run for resuming. Atomic: of two
@@ -382,8 +380,21 @@ def _refs(data: dict[str, Any]) -> dict[str, ArtifactRef]:
     return {k: ArtifactRef.from_dict(v) for k, v in data.items()}
 
 
+def _plain(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, ArtifactRef) else str(value)
+
+
+#: Built once (json.dumps with options builds an encoder per call).
+_ENCODER = json.JSONEncoder(default=_plain, allow_nan=False)
+
+
 def _dumps(value: Any) -> str:
-    """JSON that any reader accepts: non-finite floats are stored as null."""
+    """JSON that any reader accepts: non-finite floats are stored as null (the values are
+    rewritten only when there is one)."""
+    try:
+        return _ENCODER.encode(value)
+    except ValueError:
+        pass
     import math
 
     def clean(v: Any) -> Any:
