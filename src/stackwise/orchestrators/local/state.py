@@ -314,12 +314,15 @@ class StateStore:
         return row
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                self.runs.update()
-                .where(self.runs.c.run_id == run_id)
-                .values(**self._portable(_encode(fields)))
-            )
+        import sqlalchemy as sa
+
+        row = self._portable(_encode(fields))
+        columns = ("run",) + tuple(row)
+        stmt = self._step_updates.get(columns)  # prepared once per set of columns
+        if stmt is None:
+            stmt = self.runs.update().where(self.runs.c.run_id == sa.bindparam("w_run_id"))
+            self._step_updates[columns] = stmt
+        self._hot.write([(stmt, {**row, "w_run_id": run_id})])
 
     @staticmethod
     def _step_row(step: StepRecord) -> dict[str, Any]:
@@ -391,6 +394,10 @@ _ENCODER = json.JSONEncoder(default=_plain, allow_nan=False)
 def _dumps(value: Any) -> str:
     """JSON that any reader accepts: non-finite floats are stored as null (the values are
     rewritten only when there is one)."""
+    if type(value) is dict and all(type(v) is ArtifactRef for v in value.values()):
+        # A step's outputs (and `{}`): no float to check, each ref dumped by pydantic.
+        items = (f"{json.dumps(str(k))}: {v.model_dump_json()}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
     try:
         return _ENCODER.encode(value)
     except ValueError:
