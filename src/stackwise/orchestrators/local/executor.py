@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from stackwise.artifacts.hashing import sha256_bytes, stable_json
+from stackwise.authoring.codehash import step_code_hash
 from stackwise.authoring.pipeline import Pipeline
 from stackwise.compute.base import ComputeBackend, StepHandle
 from stackwise.contract import StepInvocation, StepResult
@@ -74,7 +76,6 @@ class Executor:
         #: Step rows to write in the next transaction, and the events to emit after it.
         self._writes: list[tuple[str, dict[str, Any]]] = []
         self._events: list[StepEvent] = []
-        self._versions: dict[str, str] = {}
 
     # -- the loop -----------------------------------------------------------------------------
     def execute(self) -> None:
@@ -220,7 +221,7 @@ class Executor:
         retries = self.pipeline.nodes[name].definition.options.retries
         if result.status == "SUCCEEDED":
             record.status, record.outputs = "SUCCEEDED", result.outputs
-            record.code_version = self._version(name)
+            record.code_version = step_version(self.pipeline, name)
         elif result.status == "FAILED" and self.tries.get(name, 0) <= retries.count:
             delay = retries.delay_before(self.tries[name] + 1)
             record.status = "PENDING"
@@ -247,14 +248,6 @@ class Executor:
         record.status, record.error = "SKIPPED", "an upstream step did not succeed"
         self._write(name, {"status": "SKIPPED", "error": record.error})
         self._events.append(StepEvent(self.run.run_id, name, "SKIPPED", record.attempt))
-
-    def _version(self, name: str) -> str:
-        """The step's version, computed once per execution (its code cannot change under a
-        loaded pipeline)."""
-        version = self._versions.get(name)
-        if version is None:
-            version = self._versions[name] = step_version(self.pipeline, name)
-        return version
 
     # -- timeouts and cancellation ------------------------------------------------------------
     def _enforce_deadlines(self) -> None:
@@ -331,7 +324,7 @@ class Executor:
         record.mlflow_run_id = result.mlflow_run_id or record.mlflow_run_id
         record.ended_at, record.duration_s = time.time(), result.duration_s
         if record.status == "SUCCEEDED":
-            record.code_version = self._version(name)
+            record.code_version = step_version(self.pipeline, name)
         self.state.finish_step(self.run.run_id, record)
         self.on_event(
             StepEvent(self.run.run_id, name, record.status, record.attempt, error=result.error)
@@ -343,9 +336,6 @@ def step_version(pipeline: Pipeline, name: str) -> str:
     modules), options and wiring. A resume reruns a step whose version changed. Kept on the
     (immutable) pipeline with the code hash it was made from, so it is recomputed only when
     that hash changes (after `stackwise.authoring.loader.forget`)."""
-    from stackwise.artifacts.hashing import sha256_bytes, stable_json
-    from stackwise.authoring.codehash import step_code_hash
-
     node = pipeline.nodes[name]
     code = step_code_hash(node.definition.fn)
     known: dict[str, tuple[str, str]] = pipeline.__dict__.setdefault("_step_versions", {})

@@ -326,9 +326,7 @@ class StateStore:
 
     @staticmethod
     def _step_row(step: StepRecord) -> dict[str, Any]:
-        row = {f.name: getattr(step, f.name) for f in dataclasses.fields(step)}
-        row.pop("name")
-        return _encode(row)
+        return _encode({k: getattr(step, k) for k in _STEP_COLUMNS})
 
     def _run_from_row(self, row: Any) -> RunRecord:
         data = dict(row._mapping)
@@ -350,6 +348,10 @@ class StateStore:
         data["metrics"] = json.loads(data["metrics"]) if data["metrics"] else {}
         data["cached"] = bool(data["cached"])
         return StepRecord(name=name, **data)
+
+
+#: The StepRecord fields a step row stores (all but the name, which is the key).
+_STEP_COLUMNS = tuple(f.name for f in dataclasses.fields(StepRecord) if f.name != "name")
 
 
 def relative_uri(uri: str, base: Path) -> str:
