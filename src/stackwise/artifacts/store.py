@@ -147,6 +147,8 @@ class ArtifactStore:
         return f"{self.root}/{rel}"
 
     def exists_at(self, rel: str) -> bool:
+        if self._path is not None:
+            return os.path.exists(f"{self._path}/{rel}")
         return url_exists(self.url(rel))
 
     def write(self, rel: str, data: bytes) -> str:
