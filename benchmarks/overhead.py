@@ -30,8 +30,8 @@ secrets computed once. What is left per untracked step: ~25% SQLite's own work (
 ~15% the hand-offs between the executor thread and the worker thread, the rest pydantic
 (invocation, result), the output and run-index files, and JSON. Tracked, ~90% of a step is
 MLflow's create_run / log_batch / set_terminated (its create_run alone reads the experiment
-and the new run's inputs back); stackwise's part of a step costs about what MLflow needs for
-the same three calls on a WAL store (CPU per step measured equal).
+and the new run's inputs back); a tracked chain step took the same CPU (26 ms on the loaded
+machine) as those three calls made by hand on a WAL store, so what is left there is MLflow's.
 """
 
 from __future__ import annotations
