@@ -241,11 +241,19 @@ def portable_ref(target: str, project_root: Path, bundle: BundleRef | None = Non
     return PipelineRef(target=where, name=name, root=root.as_uri(), bundle=bundle)
 
 
+#: File references already turned into `load_pipeline` arguments: (target, name, root) ->
+#: "/abs/path.py:name" (every step attempt loads its pipeline; the paths never change).
+_file_refs: dict[tuple[str, str, str | None], str] = {}
+
+
 def load_pipeline_ref(ref: PipelineRef) -> Pipeline:
     """Load the pipeline a `PipelineRef` names in this process (from its bundle when it has
     one), memoized like `load_pipeline`."""
     from stackwise.authoring.loader import load_pipeline
 
+    known = _file_refs.get((ref.target, ref.name, ref.root)) if ref.bundle is None else None
+    if known is not None:
+        return load_pipeline(known)
     root = fetch_bundle(ref.bundle) if ref.bundle else local_path(ref.root) if ref.root else None
     if ref.is_file:
         path = PurePosixPath(ref.target)
@@ -256,7 +264,10 @@ def load_pipeline_ref(ref: PipelineRef) -> Pipeline:
                     "or bundle; give root (a file:// URL) or bundle in the invocation."
                 )
             path = PurePosixPath(root.as_posix()) / path
-        return load_pipeline(f"{path}:{ref.name}")
+        pipeline = load_pipeline(f"{path}:{ref.name}")
+        if ref.bundle is None:
+            _file_refs[(ref.target, ref.name, ref.root)] = f"{path}:{ref.name}"
+        return pipeline
     if root is not None and str(root) not in sys.path:
         sys.path.insert(0, str(root))
     return load_pipeline(str(ref))

@@ -13,8 +13,12 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: Built once: json.dumps with options builds an encoder per call (cache keys, versions).
+_STABLE = json.JSONEncoder(sort_keys=True, default=repr, separators=(",", ":"))
+
+
 def stable_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=repr, separators=(",", ":"))
+    return _STABLE.encode(value)
 
 
 def cache_key(

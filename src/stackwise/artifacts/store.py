@@ -15,6 +15,7 @@ stack config becomes `file:///abs/folder`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -73,6 +74,8 @@ class ArtifactStore:
         self.root = to_url(root)
         self._path = local_path(self.root)
         self._fs: Any = None
+        #: Local folders known to exist (a write into one skips its mkdir).
+        self._folders: set[str] = set()
 
     def _filesystem(self) -> Any:
         if self._fs is None:
@@ -144,17 +147,15 @@ class ArtifactStore:
         return f"{self.root}/{rel}"
 
     def exists_at(self, rel: str) -> bool:
+        if self._path is not None:
+            return os.path.exists(f"{self._path}/{rel}")
         return url_exists(self.url(rel))
 
     def write(self, rel: str, data: bytes) -> str:
         """Write `data` under `rel` atomically (replacing what was there); returns its URL."""
         try:
             if self._path is not None:
-                target = self._path / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
+                self._write_local(f"{self._path}/{rel}", data)
             else:
                 fs = self._filesystem()
                 tmp_url = f"{self.url(rel)}.{uuid.uuid4().hex}.tmp"
@@ -166,6 +167,29 @@ class ArtifactStore:
                 "and is writable, or set artifact_store in stackwise.yaml."
             ) from exc
         return self.url(rel)
+
+    def _write_local(self, target: str, data: bytes) -> None:
+        """A temporary file, then a rename; the folder is created once per store object (and
+        again if it disappeared since)."""
+        folder, _, name = target.rpartition("/")
+        tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileNotFoundError:
+            self._folders.discard(folder)  # removed behind our back: create it again
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def read(self, rel: str) -> bytes | None:
         """The bytes under `rel`, or None when there is nothing."""

@@ -92,17 +92,28 @@ class StepOptions:
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        resources = dataclasses.asdict(self.resources)
-        if resources["workers"] is None:  # undeclared: cache keys and versions stay as before
-            del resources["workers"]
+        """The options as plain data (what cache keys and step versions hash). Built once per
+        (frozen) instance; each call returns fresh dicts, so callers may change them."""
+        built: dict[str, Any] | None = self.__dict__.get("_as_dict")
+        if built is None:
+            resources = dataclasses.asdict(self.resources)
+            if resources["workers"] is None:  # undeclared: cache keys, versions as before
+                del resources["workers"]
+            built = {
+                "resources": resources,
+                "retries": dataclasses.asdict(self.retries),
+                "timeout_s": self.timeout_s,
+                "cache": self.cache,
+                "compute": self.compute,
+                "image": self.image,
+                "tags": dict(self.tags),
+            }
+            object.__setattr__(self, "_as_dict", built)  # frozen: a cache, not a field
         return {
-            "resources": resources,
-            "retries": dataclasses.asdict(self.retries),
-            "timeout_s": self.timeout_s,
-            "cache": self.cache,
-            "compute": self.compute,
-            "image": self.image,
-            "tags": dict(self.tags),
+            **built,
+            "resources": dict(built["resources"]),
+            "retries": dict(built["retries"]),
+            "tags": dict(built["tags"]),
         }
 
 

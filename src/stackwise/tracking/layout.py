@@ -108,6 +108,7 @@ class RunLayout:
         pipeline: str | None = None,
         source_folder: str | None = None,
         settle_s: float = 0.0,
+        fresh: bool = False,
     ) -> TrackingTarget:
         """Find the parent run of pipeline run `run_id` or create it, and log this process's
         manifest on it once. Returns the target with `experiment_id`, `parent_run_id` and the
@@ -115,7 +116,10 @@ class RunLayout:
 
         `settle_s` > 0 when other processes may race to create the same parent (workers of a
         foreign orchestrator): the creator waits that long, looks again, and of several
-        parents keeps the oldest, deleting its own if it lost."""
+        parents keeps the oldest, deleting its own if it lost. `fresh`: the caller has just
+        made `run_id` (and recorded it first), so no parent can exist yet: none is searched
+        for. A manifest this process already logged in the experiment is referenced in the
+        new parent's tags (no call of its own)."""
         from stackwise.tracking.redaction import redact_params
 
         # The keys every parent is found by, whatever the caller's run_tags hold.
@@ -129,13 +133,17 @@ class RunLayout:
             target.experiment, target.artifact_location
         )
         manifest, digest = self.manifest(target, source_folder)
-        parents = self.find_parents(exp_id, run_id)
+        parents = [] if fresh else self.find_parents(exp_id, run_id)
         if parents:
             parent = parents[0]
         else:
             run_name = f"{target.run_tags[T.PIPELINE]} {run_id}"
             tags = {**target.run_tags, T.RUN_KIND: T.RUN_KIND_PIPELINE, T.OWNER: owner(),
                     T.ENVIRONMENT_DIGEST: digest}  # fmt: skip
+            with _manifest_lock:
+                known = _manifest_refs.get((tracker.uri, exp_id, digest))
+            if known is not None:
+                tags[T.ENVIRONMENT] = known
             created = tracker.start_run(exp_id, run_name, tags)
             parent = created
             if settle_s > 0:

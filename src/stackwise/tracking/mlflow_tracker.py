@@ -7,6 +7,7 @@ MLflow is imported here, lazily, and only when a run is tracked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -46,6 +47,11 @@ class MlflowTracker:
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._experiments: dict[str, str] = {}
+        #: SQLite takes one writer at a time: this process's step threads take turns here
+        #: instead of in SQLite's busy handler, which sleeps (1 ms to 100 ms) between tries.
+        self._writing: Any = (
+            threading.Lock() if uri.startswith("sqlite:") else contextlib.nullcontext()
+        )
 
     @property
     def client(self) -> Any:
@@ -142,9 +148,10 @@ class MlflowTracker:
         all_tags = {"mlflow.runName": name, **tags}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        return self.client.create_run(
-            experiment_id, tags={k: v[:_MAX_TAG_LEN] for k, v in all_tags.items()}, run_name=name
-        )
+        tags = {k: v[:_MAX_TAG_LEN] for k, v in all_tags.items()}
+        client = self.client
+        with self._writing:
+            return client.create_run(experiment_id, tags=tags, run_name=name)
 
     def log(
         self,
@@ -169,10 +176,12 @@ class MlflowTracker:
         m = [Metric(r.key, r.value, r.timestamp_ms, r.step) for r in metrics]
         t = [RunTag(k, str(v)[:_MAX_TAG_LEN]) for k, v in (tags or {}).items()]
         # Almost always one call; split only when MLflow's per-call limits require it.
+        client = self.client
         while p or m or t:
-            self.client.log_batch(
-                run_id, metrics=m[:_MAX_METRICS], params=p[:_MAX_PARAMS], tags=t[:_MAX_TAGS]
-            )
+            with self._writing:
+                client.log_batch(
+                    run_id, metrics=m[:_MAX_METRICS], params=p[:_MAX_PARAMS], tags=t[:_MAX_TAGS]
+                )
             p, m, t = p[_MAX_PARAMS:], m[_MAX_METRICS:], t[_MAX_TAGS:]
 
     def log_datasets(self, run_id: str, datasets: Iterable[DatasetRecord]) -> None:
@@ -193,7 +202,9 @@ class MlflowTracker:
             for d in datasets
         ]
         if inputs:
-            self.client.log_inputs(run_id, datasets=inputs)
+            client = self.client
+            with self._writing:
+                client.log_inputs(run_id, datasets=inputs)
 
     def _keep_long_params(self, run_id: str, values: Mapping[str, str]) -> None:
         import warnings
@@ -223,7 +234,9 @@ class MlflowTracker:
         self.client.log_dict(run_id, data, path)
 
     def end_run(self, run_id: str, status: str) -> None:
-        self.client.set_terminated(run_id, status=status, end_time=int(time.time() * 1000))
+        client = self.client
+        with self._writing:
+            client.set_terminated(run_id, status=status, end_time=int(time.time() * 1000))
 
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status="RUNNING")

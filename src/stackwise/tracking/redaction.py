@@ -51,10 +51,25 @@ def is_secret_name(name: str) -> bool:
     return False
 
 
+#: The process environment's secrets, with the copy of the environment they were found in.
+_environ_secrets: tuple[dict[Any, Any], list[str]] | None = None
+
+
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of the secret-named variables of `environ` (default: this process's), longest
+    first. For the process environment the answer is kept until the environment changes
+    (compared whole, in one C-level step: every step attempt asks, several times)."""
+    global _environ_secrets
+    data = getattr(os.environ, "_data", None) if environ is None else None
+    known = _environ_secrets
+    if isinstance(data, dict) and known is not None and known[0] == data:
+        return list(known[1])
     env = os.environ if environ is None else environ
     values = {v for k, v in env.items() if is_secret_name(k) and len(v) >= _MIN_SECRET_LEN}
-    return sorted(values, key=len, reverse=True)
+    found = sorted(values, key=len, reverse=True)
+    if isinstance(data, dict):
+        _environ_secrets = (dict(data), found)
+    return list(found)
 
 
 def secrets_for_run(params: Mapping[str, Any]) -> list[str]:

@@ -25,9 +25,18 @@ def state_store(url: str, base_dir: Path | None = None, durability: str = "norma
         return store
 
 
+def any_state_store(url: str) -> StateStore:
+    """A StateStore of this process for `url` (the orchestrator's when it has one open, so
+    that its step writes and the runner's cache writes share one connection and take turns
+    in this process rather than in SQLite's busy handler); a new one otherwise."""
+    with _lock:
+        store = next((s for (u, _), s in _stores.items() if u == url), None)
+    return store if store is not None else state_store(url)
+
+
 class StateStoreCache:
     def __init__(self, url: str) -> None:
-        self.store = state_store(url)
+        self.store = any_state_store(url)
 
     def lookup(self, key: str) -> CacheEntry | None:
         return self.store.cache_lookup(key)

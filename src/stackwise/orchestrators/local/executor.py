@@ -3,6 +3,12 @@ enforce timeouts (counted from the moment an attempt runs), retry with backoff, 
 failures downstream, and on Ctrl-C stop everything that runs. One thread (the caller's) owns
 all state; step attempts report back through a queue. Caching is the runner's: a cache hit
 comes back as a result marked `cached`.
+
+State-store writes of one turn of the loop go in one transaction: the outcomes of the steps
+that finished (and skips, retries) together with the RUNNING of the steps they release,
+written before those are submitted; the events of the outcomes follow that commit. A kill
+before the commit leaves the finished steps RUNNING in the store: a resume reruns them (a
+cache hit when the runner recorded one), as a kill just before their own commit always did.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from stackwise.artifacts.hashing import sha256_bytes, stable_json
+from stackwise.authoring.codehash import step_code_hash
 from stackwise.authoring.pipeline import Pipeline
 from stackwise.compute.base import ComputeBackend, StepHandle
 from stackwise.contract import StepInvocation, StepResult
@@ -63,7 +72,10 @@ class Executor:
         self.running: dict[str, _Attempt] = {}
         self.not_before: dict[str, float] = {}
         self.tries: dict[str, int] = {}  # attempts made in this execution (resume resets)
-        self.done: queue.Queue[StepHandle] = queue.Queue()
+        self.done: queue.SimpleQueue[StepHandle] = queue.SimpleQueue()
+        #: Step rows to write in the next transaction, and the events to emit after it.
+        self._writes: list[tuple[str, dict[str, Any]]] = []
+        self._events: list[StepEvent] = []
 
     # -- the loop -----------------------------------------------------------------------------
     def execute(self) -> None:
@@ -74,12 +86,15 @@ class Executor:
                     raise StepCancelledError("the run was cancelled")
                 if not cancelled:
                     self._start_ready()
+                self._flush()
                 if not self.running and not self._startable_later():
                     break
                 self._wait()
         except BaseException:
             with shielded():  # a second Ctrl-C must not leave a step recorded RUNNING
+                self._flush()
                 self._stop_all(StepCancelledError)
+                self._kill_unsubmitted()
             raise
 
     def _startable_later(self) -> bool:
@@ -93,7 +108,10 @@ class Executor:
         )
 
     def _start_ready(self) -> None:
+        """Start what is ready: their RUNNING rows join the pending writes (the outcomes
+        that released them), one commit, then the submits."""
         now = time.monotonic()
+        starting: list[tuple[str, StepInvocation]] = []
         for name in self.pipeline.order:
             record = self.records[name]
             if record.status != "PENDING" or name in self.running:
@@ -104,9 +122,24 @@ class Executor:
                 continue
             if not self._ready(name) or self.not_before.get(name, 0.0) > now:
                 continue
-            if len(self.running) >= self.max_parallel:
-                return
-            self._start(name)
+            if len(self.running) + len(starting) >= self.max_parallel:
+                break
+            starting.append((name, self._prepare(name)))
+        self._flush()
+        for name, invocation in starting:
+            self._submit(name, invocation)
+
+    def _write(self, name: str, fields: dict[str, Any]) -> None:
+        self._writes.append((name, self.state.step_fields(fields)))
+
+    def _flush(self) -> None:
+        """Commit the pending step rows in one transaction, then emit their events."""
+        writes, self._writes = self._writes, []
+        if writes:
+            self.state.write_steps(self.run.run_id, writes)
+        events, self._events = self._events, []
+        for event in events:
+            self.on_event(event)
 
     def _wait(self) -> None:
         now = time.monotonic()
@@ -127,17 +160,22 @@ class Executor:
         self._enforce_deadlines()
 
     # -- starting -----------------------------------------------------------------------------
-    def _start(self, name: str) -> None:
+    def _prepare(self, name: str) -> StepInvocation:
+        """The next attempt's invocation; the step is RUNNING from here (written with the
+        next flush, before it is submitted)."""
         record = self.records[name]
         record.attempt += 1
         self.tries[name] = self.tries.get(name, 0) + 1
         invocation = self.invocation_for(name, record.attempt)
         record.status, record.error, record.started_at = "RUNNING", None, time.time()
         record.cached, record.worker = False, None
-        self.state.update_step(
-            self.run.run_id, name, status="RUNNING", attempt=record.attempt,
-            started_at=record.started_at, error=None, cached=False, worker=None,
-        )  # fmt: skip
+        self._write(name, {"status": "RUNNING", "attempt": record.attempt,
+                           "started_at": record.started_at, "error": None, "cached": False,
+                           "worker": None})  # fmt: skip
+        return invocation
+
+    def _submit(self, name: str, invocation: StepInvocation) -> None:
+        record = self.records[name]
         try:
             handle = self.backends[invocation.compute].submit(
                 invocation, resources=invocation.resources, image=invocation.image,
@@ -188,11 +226,10 @@ class Executor:
             delay = retries.delay_before(self.tries[name] + 1)
             record.status = "PENDING"
             self.not_before[name] = time.monotonic() + delay
-            self.state.update_step(
-                self.run.run_id, name, status="PENDING", error=result.error,
-                mlflow_run_id=result.mlflow_run_id, duration_s=result.duration_s, worker=None,
-            )  # fmt: skip
-            self.on_event(
+            self._write(name, {"status": "PENDING", "error": result.error,
+                               "mlflow_run_id": result.mlflow_run_id,
+                               "duration_s": result.duration_s, "worker": None})  # fmt: skip
+            self._events.append(
                 StepEvent(self.run.run_id, name, "RETRYING", record.attempt,
                           duration_s=result.duration_s, error=result.error)
             )  # fmt: skip
@@ -200,8 +237,8 @@ class Executor:
         else:
             record.status = result.status
         record.worker = None
-        self.state.finish_step(self.run.run_id, record)
-        self.on_event(
+        self._writes.append((name, self.state.step_row(record)))
+        self._events.append(
             StepEvent(self.run.run_id, name, record.status, record.attempt, record.cached,
                       duration_s=result.duration_s, error=result.error)
         )  # fmt: skip
@@ -209,8 +246,8 @@ class Executor:
     def _skip(self, name: str) -> None:
         record = self.records[name]
         record.status, record.error = "SKIPPED", "an upstream step did not succeed"
-        self.state.update_step(self.run.run_id, name, status="SKIPPED", error=record.error)
-        self.on_event(StepEvent(self.run.run_id, name, "SKIPPED", record.attempt))
+        self._write(name, {"status": "SKIPPED", "error": record.error})
+        self._events.append(StepEvent(self.run.run_id, name, "SKIPPED", record.attempt))
 
     # -- timeouts and cancellation ------------------------------------------------------------
     def _enforce_deadlines(self) -> None:
@@ -271,6 +308,14 @@ class Executor:
             )
             self._record_killed(name, result)
 
+    def _kill_unsubmitted(self) -> None:
+        """Steps marked RUNNING for a submit that an interruption prevented: KILLED."""
+        for name, record in self.records.items():
+            if record.status == "RUNNING" and name not in self.running:
+                self._record_killed(name, StepResult(
+                    step=name, status="KILLED", error="interrupted before it started",
+                ))  # fmt: skip
+
     def _record_killed(self, name: str, result: StepResult) -> None:
         record = self.records[name]
         record.status = "KILLED" if result.status != "SUCCEEDED" else "SUCCEEDED"
@@ -288,17 +333,22 @@ class Executor:
 
 def step_version(pipeline: Pipeline, name: str) -> str:
     """What a step's result depends on besides its inputs: its code (with its project-local
-    modules), options and wiring. A resume reruns a step whose version changed."""
-    from stackwise.artifacts.hashing import sha256_bytes, stable_json
-    from stackwise.authoring.codehash import step_code_hash
-
+    modules), options and wiring. A resume reruns a step whose version changed. Kept on the
+    (immutable) pipeline with the code hash it was made from, so it is recomputed only when
+    that hash changes (after `stackwise.authoring.loader.forget`)."""
     node = pipeline.nodes[name]
+    code = step_code_hash(node.definition.fn)
+    known: dict[str, tuple[str, str]] = pipeline.__dict__.setdefault("_step_versions", {})
+    if name in known and known[name][0] == code:
+        return known[name][1]
     payload = {
-        "code": step_code_hash(node.definition.fn),
+        "code": code,
         "options": node.definition.options.to_dict(),
         "bindings": {k: b.describe() for k, b in sorted(node.bindings.items())},
     }
-    return sha256_bytes(stable_json(payload).encode())[:16]
+    version = sha256_bytes(stable_json(payload).encode())[:16]
+    known[name] = (code, version)
+    return version
 
 
 def _worker_token(handle: StepHandle) -> str | None:

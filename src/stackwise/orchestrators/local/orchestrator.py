@@ -150,7 +150,7 @@ class LocalOrchestrator:
         # The state record first: every MLflow run opened after it can be found from it.
         self.state.create_run(run, list(pipeline.order))
         try:
-            target = self._open_tracking(pipeline, run) if self.stack.tracking else None
+            target = self._open_tracking(pipeline, run, fresh=True) if self.stack.tracking else None
         except BaseException as exc:
             run.status, run.ended_at = "FAILED", time.time()
             run.error = f"{type(exc).__name__}: {exc}"
@@ -330,14 +330,19 @@ class LocalOrchestrator:
             info, artifact_location=self.stack.mlflow_artifacts_resolved,
         )  # fmt: skip
 
-    def _open_tracking(self, pipeline: Pipeline, run: RunRecord) -> TrackingTarget:
+    def _open_tracking(
+        self, pipeline: Pipeline, run: RunRecord, fresh: bool = False
+    ) -> TrackingTarget:
+        """The run's MLflow parent; `fresh`: a new run, whose state record was just created
+        (its id is new: no parent to look for)."""
         from stackwise.tracking.layout import RunLayout, manifest_folder
 
         target = self._target(pipeline, run)
         layout = RunLayout.for_target(target)
         target = layout.open_parent(
-            target, run.run_id, run.params, source_folder=manifest_folder(pipeline.source_file)
-        )
+            target, run.run_id, run.params, source_folder=manifest_folder(pipeline.source_file),
+            fresh=fresh,
+        )  # fmt: skip
         assert target.experiment_id is not None
         self._sweep_once(layout, target.experiment_id)
         run.mlflow_run_id, run.experiment_id = target.parent_run_id, target.experiment_id

@@ -127,24 +127,25 @@ class StateStore:
         self._cache_upsert: Any = None
         create_tables(md, self.engine)
         add_missing_columns(self.engine, [self.runs, self.steps])
+        from stackwise.orchestrators.local.hotwrite import HotWriter
+
+        self._hot = HotWriter(self.engine)
+        self._inserts = (self.runs.insert(), self.steps.insert())
 
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, run: RunRecord, step_names: list[str]) -> None:
-        row = self._run_row(run)
-        with self.engine.begin() as conn:
-            conn.execute(self.runs.insert().values(**row))
-            conn.execute(
-                self.steps.insert(),
-                [
-                    {
-                        **self._step_row(run.steps.get(n) or StepRecord(n)),
-                        "run_id": run.run_id,
-                        "step": n,
-                        "position": i,
-                    }
-                    for i, n in enumerate(step_names)
-                ],
-            )
+        """The run's row and its steps' rows, in one transaction."""
+        pending = self._step_row(StepRecord(""))
+        steps = [
+            {
+                **(self._step_row(run.steps[n]) if n in run.steps else pending),
+                "run_id": run.run_id,
+                "step": n,
+                "position": i,
+            }
+            for i, n in enumerate(step_names)
+        ]
+        self._hot.write([(self._inserts[0], self._run_row(run)), (self._inserts[1], steps)])
 
     def claim(self, run: RunRecord) -> bool:
         """Take ownership of a stale, failed or killed run for resuming. Atomic: of two
@@ -215,7 +216,27 @@ class StateStore:
         """Record a step's outcome (its cache entry is the runner's, see stackwise.caching)."""
         self._write_step(run_id, record.name, self._step_row(record))
 
+    def write_steps(self, run_id: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Several step transitions (rows from `step_fields` or `step_row`) in one
+        transaction: the orchestrator's writes of one turn of its loop."""
+        self._hot.write(
+            [(self._step_update(row), {**row, "w_run_id": run_id, "w_step": step})
+             for step, row in rows]
+        )  # fmt: skip
+
+    @staticmethod
+    def step_fields(fields: dict[str, Any]) -> dict[str, Any]:
+        """Some columns of a step row, encoded for `write_steps`."""
+        return _encode(fields)
+
+    def step_row(self, record: StepRecord) -> dict[str, Any]:
+        """A step's whole row, encoded for `write_steps`."""
+        return self._step_row(record)
+
     def _write_step(self, run_id: str, step: str, row: dict[str, Any]) -> None:
+        self.write_steps(run_id, [(step, row)])
+
+    def _step_update(self, row: dict[str, Any]) -> Any:
         """The UPDATE is built once per set of columns and reused (bound parameters), so the
         hot path neither builds nor compiles a statement per call."""
         import sqlalchemy as sa
@@ -228,8 +249,7 @@ class StateStore:
                 & (self.steps.c.step == sa.bindparam("w_step"))
             )
             self._step_updates[columns] = stmt
-        with self.engine.begin() as conn:
-            conn.execute(stmt, {**row, "w_run_id": run_id, "w_step": step})
+        return stmt
 
     def _upsert_cache(self) -> Any:
         """Insert or replace in one statement: two processes finishing the same cached step
@@ -277,8 +297,7 @@ class StateStore:
             "metrics": _dumps(entry.metrics), "run_id": entry.run_id,
             "mlflow_run_id": entry.mlflow_run_id, "created_at": entry.created_at,
         }  # fmt: skip
-        with self.engine.begin() as conn:
-            conn.execute(self._upsert_cache(), row)
+        self._hot.write([(self._upsert_cache(), row)])
 
     # -- rows ---------------------------------------------------------------------------------
     def _run_row(self, run: RunRecord) -> dict[str, Any]:
@@ -295,18 +314,19 @@ class StateStore:
         return row
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                self.runs.update()
-                .where(self.runs.c.run_id == run_id)
-                .values(**self._portable(_encode(fields)))
-            )
+        import sqlalchemy as sa
+
+        row = self._portable(_encode(fields))
+        columns = ("run",) + tuple(row)
+        stmt = self._step_updates.get(columns)  # prepared once per set of columns
+        if stmt is None:
+            stmt = self.runs.update().where(self.runs.c.run_id == sa.bindparam("w_run_id"))
+            self._step_updates[columns] = stmt
+        self._hot.write([(stmt, {**row, "w_run_id": run_id})])
 
     @staticmethod
     def _step_row(step: StepRecord) -> dict[str, Any]:
-        row = {f.name: getattr(step, f.name) for f in dataclasses.fields(step)}
-        row.pop("name")
-        return _encode(row)
+        return _encode({k: getattr(step, k) for k in _STEP_COLUMNS})
 
     def _run_from_row(self, row: Any) -> RunRecord:
         data = dict(row._mapping)
@@ -328,6 +348,10 @@ class StateStore:
         data["metrics"] = json.loads(data["metrics"]) if data["metrics"] else {}
         data["cached"] = bool(data["cached"])
         return StepRecord(name=name, **data)
+
+
+#: The StepRecord fields a step row stores (all but the name, which is the key).
+_STEP_COLUMNS = tuple(f.name for f in dataclasses.fields(StepRecord) if f.name != "name")
 
 
 def relative_uri(uri: str, base: Path) -> str:
@@ -361,8 +385,25 @@ def _refs(data: dict[str, Any]) -> dict[str, ArtifactRef]:
     return {k: ArtifactRef.from_dict(v) for k, v in data.items()}
 
 
+def _plain(value: Any) -> Any:
+    return value.model_dump() if isinstance(value, ArtifactRef) else str(value)
+
+
+#: Built once (json.dumps with options builds an encoder per call).
+_ENCODER = json.JSONEncoder(default=_plain, allow_nan=False)
+
+
 def _dumps(value: Any) -> str:
-    """JSON that any reader accepts: non-finite floats are stored as null."""
+    """JSON that any reader accepts: non-finite floats are stored as null (the values are
+    rewritten only when there is one)."""
+    if type(value) is dict and all(type(v) is ArtifactRef for v in value.values()):
+        # A step's outputs (and `{}`): no float to check, each ref dumped by pydantic.
+        items = (f"{json.dumps(str(k))}: {v.model_dump_json()}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    try:
+        return _ENCODER.encode(value)
+    except ValueError:
+        pass
     import math
 
     def clean(v: Any) -> Any:
