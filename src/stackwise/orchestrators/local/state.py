@@ -15,14 +15,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stackwise.artifacts.store import ArtifactRef
 from stackwise.caching import CacheEntry
 from stackwise.errors import RunNotFoundError, StateStoreError
 from stackwise.orchestrators.base import RUN_TERMINAL, RunRecord, StepRecord
+from stackwise.orchestrators.local.rows import (
+    add_missing_columns,
+    create_tables,
+    decode_refs,
+    dumps,
+    encode_fields,
+    relative_uri,
+    resolved_uri,
+)
 from stackwise.processes import current_identity
 from stackwise.tracking.redaction import masked_params
 
-__all__ = ["RUN_TERMINAL", "RunRecord", "StateStore", "StepRecord", "create_tables"]
+__all__ = [
+    "RUN_TERMINAL", "RunRecord", "StateStore", "StepRecord", "add_missing_columns", "create_tables",
+]
 
 
 def pid_alive(pid: int) -> bool:
@@ -210,7 +220,7 @@ class StateStore:
     # -- steps --------------------------------------------------------------------------------
     def update_step(self, run_id: str, step: str, **fields: Any) -> None:
         """One step transition: one UPDATE in one transaction."""
-        self._write_step(run_id, step, _encode(fields))
+        self._write_step(run_id, step, encode_fields(fields))
 
     def finish_step(self, run_id: str, record: StepRecord) -> None:
         """Record a step's outcome (its cache entry is the runner's, see stackwise.caching)."""
@@ -227,7 +237,7 @@ class StateStore:
     @staticmethod
     def step_fields(fields: dict[str, Any]) -> dict[str, Any]:
         """Some columns of a step row, encoded for `write_steps`."""
-        return _encode(fields)
+        return encode_fields(fields)
 
     def step_row(self, record: StepRecord) -> dict[str, Any]:
         """A step's whole row, encoded for `write_steps`."""
@@ -282,7 +292,7 @@ class StateStore:
             key=key,
             pipeline=row.pipeline,
             step=row.step,
-            outputs=_refs(json.loads(row.outputs)),
+            outputs=decode_refs(json.loads(row.outputs)),
             metrics=json.loads(row.metrics) if row.metrics else {},
             run_id=row.run_id,
             mlflow_run_id=row.mlflow_run_id,
@@ -294,7 +304,7 @@ class StateStore:
         row = {
             "cache_key": entry.key, "pipeline": entry.pipeline, "step": entry.step,
             "outputs": json.dumps({k: v.model_dump() for k, v in entry.outputs.items()}),
-            "metrics": _dumps(entry.metrics), "run_id": entry.run_id,
+            "metrics": dumps(entry.metrics), "run_id": entry.run_id,
             "mlflow_run_id": entry.mlflow_run_id, "created_at": entry.created_at,
         }  # fmt: skip
         self._hot.write([(self._upsert_cache(), row)])
@@ -304,7 +314,7 @@ class StateStore:
         row = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
         row.pop("steps")
         row["params"] = masked_params(run.params)
-        return self._portable(_encode(row))
+        return self._portable(encode_fields(row))
 
     def _portable(self, row: dict[str, Any]) -> dict[str, Any]:
         if row.get("tracking_uri"):
@@ -316,7 +326,7 @@ class StateStore:
     def update_run(self, run_id: str, **fields: Any) -> None:
         import sqlalchemy as sa
 
-        row = self._portable(_encode(fields))
+        row = self._portable(encode_fields(fields))
         columns = ("run",) + tuple(row)
         stmt = self._step_updates.get(columns)  # prepared once per set of columns
         if stmt is None:
@@ -326,7 +336,7 @@ class StateStore:
 
     @staticmethod
     def _step_row(step: StepRecord) -> dict[str, Any]:
-        return _encode({k: getattr(step, k) for k in _STEP_COLUMNS})
+        return encode_fields({k: getattr(step, k) for k in _STEP_COLUMNS})
 
     def _run_from_row(self, row: Any) -> RunRecord:
         data = dict(row._mapping)
@@ -344,7 +354,7 @@ class StateStore:
         data.pop("run_id")
         data.pop("position")
         name = data.pop("step")
-        data["outputs"] = _refs(json.loads(data["outputs"]))
+        data["outputs"] = decode_refs(json.loads(data["outputs"]))
         data["metrics"] = json.loads(data["metrics"]) if data["metrics"] else {}
         data["cached"] = bool(data["cached"])
         return StepRecord(name=name, **data)
@@ -352,111 +362,3 @@ class StateStore:
 
 #: The StepRecord fields a step row stores (all but the name, which is the key).
 _STEP_COLUMNS = tuple(f.name for f in dataclasses.fields(StepRecord) if f.name != "name")
-
-
-def relative_uri(uri: str, base: Path) -> str:
-    """`sqlite:////base/x.db` -> `sqlite:///x.db`, `file:///base/art` -> `art` when inside
-    `base`; anything else as it is."""
-    from stackwise.artifacts.store import local_path
-
-    prefix, path = "", None
-    if uri.startswith("sqlite:////"):
-        prefix, path = "sqlite:///", Path(uri.removeprefix("sqlite:///"))
-    elif uri.startswith("file://"):
-        path = local_path(uri)
-    if path is None:
-        return uri
-    try:
-        return prefix + path.relative_to(base).as_posix()
-    except ValueError:
-        return uri
-
-
-def resolved_uri(uri: str, base: Path) -> str:
-    """The inverse of `relative_uri`, against this project's folder."""
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(base / uri.removeprefix("sqlite:///"))
-    if "://" not in uri and not uri.startswith("/"):
-        return (base / uri).as_uri()
-    return uri
-
-
-def _refs(data: dict[str, Any]) -> dict[str, ArtifactRef]:
-    return {k: ArtifactRef.from_dict(v) for k, v in data.items()}
-
-
-def _plain(value: Any) -> Any:
-    return value.model_dump() if isinstance(value, ArtifactRef) else str(value)
-
-
-#: Built once (json.dumps with options builds an encoder per call).
-_ENCODER = json.JSONEncoder(default=_plain, allow_nan=False)
-
-
-def _dumps(value: Any) -> str:
-    """JSON that any reader accepts: non-finite floats are stored as null (the values are
-    rewritten only when there is one)."""
-    if type(value) is dict and all(type(v) is ArtifactRef for v in value.values()):
-        # A step's outputs (and `{}`): no float to check, each ref dumped by pydantic.
-        items = (f"{json.dumps(str(k))}: {v.model_dump_json()}" for k, v in value.items())
-        return "{" + ", ".join(items) + "}"
-    try:
-        return _ENCODER.encode(value)
-    except ValueError:
-        pass
-    import math
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        if isinstance(v, ArtifactRef):
-            return v.model_dump()
-        return v
-
-    return json.dumps(clean(value), default=str)
-
-
-def create_tables(md: Any, engine: Any) -> None:
-    """Create the missing tables of `md` once, one process at a time; a new SQLite file
-    appears whole or not at all (stackwise.store_creation). Call before `engine` connects."""
-    from stackwise.store_creation import StoreLabel, create_tables_once
-
-    create_tables_once(md, engine, StoreLabel("run state store", "state_store in stackwise.yaml",
-                                              StateStoreError))  # fmt: skip
-
-
-def add_missing_columns(engine: Any, tables: list[Any]) -> None:
-    """Add the nullable columns a newer stackwise defines to a store an older one created."""
-    import sqlalchemy as sa
-
-    inspector = sa.inspect(engine)
-    for table in tables:
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            kind = column.type.compile(dialect=engine.dialect)
-            try:
-                with engine.begin() as conn:
-                    conn.execute(
-                        sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
-                    )
-            except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
-                if "duplicate" not in str(exc).lower() and "exists" not in str(exc).lower():
-                    raise  # another process added it at the same moment otherwise
-
-
-def _encode(fields: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in fields.items():
-        if key in ("params", "options", "outputs", "interval", "metrics"):
-            out[key] = _dumps(value) if value is not None else None
-        else:
-            out[key] = value
-    if "outputs" in out and out["outputs"] is None:
-        out["outputs"] = "{}"
-    return out
