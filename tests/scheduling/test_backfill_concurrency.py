@@ -67,6 +67,7 @@ def _check_each_interval_ran_once(
         assert code == 0, (report, err)
         assert [day(i["logical_date"]) for i in report["intervals"]] == days(lo, hi)
         assert {i["status"] for i in report["intervals"]} <= {"SUCCEEDED", "SKIPPED"}
+        assert report["mode"] == "processes", err  # each with two worker processes
     ran = Counter(
         day(i["logical_date"])
         for _, report, _ in results
@@ -78,6 +79,7 @@ def _check_each_interval_ran_once(
     assert all(r["counts"].get("SUCCEEDED", 0) >= 5 for _, r, _ in results)
 
     counted = Counter((e["step"], day(e["logical_date"])) for e in executions(project))
+    assert len({e["pid"] for e in executions(project)}) > 2  # workers of both, not just two
     duplicates = {k: n for k, n in counted.items() if n > 1}
     assert not duplicates, duplicates
     assert counted == Counter(

@@ -142,7 +142,8 @@ class Backfill:
         self._claiming = threading.Lock()
         #: How the last `run` ran its intervals: "threads" (in this process) or "processes".
         self.mode: Mode = "threads"
-        #: Force worker processes (True) or threads (False); None decides (`workers`).
+        #: Worker processes only (True), threads only (False), or None: `workers` decides,
+        #: and threads of this process run intervals while the workers start.
         self.processes: bool | None = None
 
     def plan(self) -> list[PlannedInterval]:

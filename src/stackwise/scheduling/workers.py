@@ -163,8 +163,10 @@ class _Dispatch:
         while self.pending and self.in_flight() < parallel and not self.cancel.is_set():
             up = [w for w in self.workers if w.ready and not w.gone]
             idle = next((w for w in up if w.busy is None), None)
-            # Threads here: what the workers up do not cover (all of it while they start).
-            local_cap = parallel - len(up)
+            # Threads here: what the workers up do not cover (all of it while they start, unless
+            # processes were asked for).
+            starting = sum(1 for w in self.workers if not w.ready and not w.gone)
+            local_cap = parallel - len(up) - (starting if self.job.processes else 0)
             interval = self.pending[0]
             if idle is not None:
                 idle.busy = key(interval)
