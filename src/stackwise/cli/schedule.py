@@ -139,7 +139,7 @@ def backfill(
     else:
         console = out_console()
         console.print(_outcome_table(outcomes))
-        on = f" ({job.parallel} worker processes)" if job.mode == "processes" else ""
+        on = " (worker processes and this one)" if job.mode == "processes" else ""
         console.print(
             f"backfill {job.backfill_id}: "
             + ", ".join(f"{v} {k.lower()}" for k, v in counts.items())

@@ -2,7 +2,7 @@
 
 An interval's work is mostly CPU-bound Python (MLflow's ORM, stackwise), so threads of one
 process take turns on the GIL and `--parallel 2` is no faster than 1. When the pipeline can be
-loaded by reference, `dispatch` starts N worker processes (fresh interpreters running
+loaded by reference, `dispatch` starts N-1 worker processes (fresh interpreters running
 `worker_main`, nothing forked from a threaded process and nothing of the caller's `__main__`
 imported again). Each receives one plain description (`WorkerSpec`: the stack config, the
 pipeline reference, the parameters, secrets included, over its socket: never argv, the
@@ -11,9 +11,10 @@ the parent hands it one at a time, claiming each through the interval ledger lik
 process would. The ledger rows therefore name the worker, which is what makes an interval of
 a killed worker resumable.
 
-While the workers start (importing MLflow takes a second or two), the parent runs intervals
-itself on threads, as many as no worker is up for yet, so a short backfill is not slower for
-it; a worker that cannot start leaves its share to threads of the parent. Outcomes reach
+The parent runs one interval at a time itself, on a thread, and while the workers start
+(importing MLflow takes a second or two) as many as no worker is up for yet, so a short
+backfill is not slower for them; a worker that cannot start leaves its share to threads of
+the parent. Outcomes reach
 `on_outcome` as they come. Cancel (or Ctrl-C) is passed to the workers over their pipes:
 running intervals end KILLED and resumable; a worker whose parent dies cancels its interval
 the same way and exits.
@@ -72,9 +73,11 @@ class WorkerSpec:
 
 
 def worker_count(job: Backfill) -> int:
-    """How many worker processes `job` should use: 0 (threads) for --parallel 1, for a
-    pipeline without a reference a fresh process could load, or when fewer than two intervals
-    need running; `job.processes` forces the choice."""
+    """How many worker processes `job` should use: --parallel minus one, as this process runs
+    one interval at a time itself (it has imported and warmed up everything already; a worker
+    costs a second or two of CPU to start). None (threads) for --parallel 1, for a pipeline
+    without a reference a fresh process could load, or when fewer than two intervals need
+    running. `job.processes=True` asks for --parallel workers and no interval run here."""
     if job.processes is False or job.pipeline.ref is None:
         return 0
     if job.processes:
@@ -82,7 +85,7 @@ def worker_count(job: Backfill) -> int:
     if job.parallel < 2:
         return 0
     todo = sum(1 for p in job.plan() if p.decision.action != "skip" or p.decision.busy)
-    return job.parallel if todo >= 2 else 0
+    return job.parallel - 1 if todo >= 2 else 0
 
 
 def spec_of(job: Backfill) -> WorkerSpec:
