@@ -206,6 +206,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "View run ..."
     with tempfile.TemporaryDirectory(prefix="stackwise-backfill-") as tmp:
         folder = Path(tmp)
         (folder / "bench_daily.py").write_text(PIPELINE)
