@@ -27,6 +27,7 @@ PIPE = """
     import json
     import os
     import pathlib
+    import sys
     import time
 
     from stackwise import Schedule, StepContext, pipeline, step
@@ -47,6 +48,8 @@ PIPE = """
         if day in behaviour.get("fail", {}).get(name, []):
             raise RuntimeError(f"bad input for {day}")
         pause = behaviour.get("sleep", {}).get(name, {})
+        if "outside_workers" in behaviour and sys.argv[0] != "-c":  # not a backfill worker
+            pause = {"*": behaviour["outside_workers"].get(name, 0)}
         time.sleep(pause.get(day, pause.get("*", 0)))
         record = {
             "step": name,
@@ -95,7 +98,8 @@ def pipe_source(schedule: str | None, name: str = "pipe") -> str:
 
 def set_behaviour(project: Path, **behaviour: Any) -> None:
     """What the steps do at run time: fail={'extract': ['2026-01-04']},
-    sleep={'transform': {'2026-01-03': 3, '*': 0}}."""
+    sleep={'transform': {'2026-01-03': 3, '*': 0}}, outside_workers={'transform': 2} (the
+    sleeps of processes that are not backfill workers, e.g. the `stackwise` process itself)."""
     (project / "behaviour.json").write_text(json.dumps(behaviour))
 
 

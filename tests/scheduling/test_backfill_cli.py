@@ -70,8 +70,9 @@ def test_backfill_runs_one_tagged_mlflow_run_per_interval_then_skips_then_reproc
     )
 
     assert code == 0, report
-    assert set(report) == {"backfill_id", "pipeline", "counts", "intervals", "parallel", "warnings"}
-    assert (report["parallel"], report["warnings"]) == (1, [])
+    assert set(report) == {"backfill_id", "pipeline", "counts", "intervals", "parallel",
+                           "mode", "warnings"}  # fmt: skip
+    assert (report["parallel"], report["mode"], report["warnings"]) == (1, "threads", [])
     assert report["pipeline"] == "pipe"
     assert report["counts"] == {"SUCCEEDED": 10}
     assert [day(i["logical_date"]) for i in report["intervals"]] == wanted

@@ -55,7 +55,9 @@ def _race(project: Path, ref: str) -> list[tuple[int, dict[str, Any], str]]:
 def _check_each_interval_ran_once(
     project: Path, stack: StackConfig, pipeline: str, ref: str
 ) -> None:
-    set_behaviour(project, sleep={"extract": {"*": 0.2}})
+    # Slow in the backfills' own processes, so that their worker processes (which take a
+    # moment to start) run most intervals: four processes race for the same rows.
+    set_behaviour(project, sleep={"extract": {"*": 0.2}}, outside_workers={"extract": 1.5})
     # The stores' tables exist before the race: this is about claiming intervals. Creating a
     # fresh store from two processes at once is test_fresh_state_store_opened_at_once_by_two.
     IntervalLedger(StateStore(load_stack().state_store_resolved))
@@ -67,6 +69,7 @@ def _check_each_interval_ran_once(
         assert code == 0, (report, err)
         assert [day(i["logical_date"]) for i in report["intervals"]] == days(lo, hi)
         assert {i["status"] for i in report["intervals"]} <= {"SUCCEEDED", "SKIPPED"}
+        assert report["mode"] == "processes", err  # each with two worker processes
     ran = Counter(
         day(i["logical_date"])
         for _, report, _ in results
@@ -78,6 +81,8 @@ def _check_each_interval_ran_once(
     assert all(r["counts"].get("SUCCEEDED", 0) >= 5 for _, r, _ in results)
 
     counted = Counter((e["step"], day(e["logical_date"])) for e in executions(project))
+    pids = {e["pid"] for e in executions(project)}
+    assert len(pids) > 2, pids  # the backfills' worker processes ran intervals too
     duplicates = {k: n for k, n in counted.items() if n > 1}
     assert not duplicates, duplicates
     assert counted == Counter(

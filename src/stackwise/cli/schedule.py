@@ -110,7 +110,8 @@ def backfill(
     intervals = intervals_in_range(pipeline.schedule, start, end)
     mode = cast("Reprocess", reprocess)  # Backfill checks the value and names the allowed ones
     job = Backfill(orchestrator, pipeline, overrides, intervals, parallel=parallel, reprocess=mode)
-    for warning in job.warnings:
+    warned = list(job.warnings)
+    for warning in warned:
         error_console().print(f"[yellow]warning:[/] {warning}")
     if dry_run:
         plan = job.plan()
@@ -131,16 +132,21 @@ def backfill(
             "counts": counts,
             "intervals": [o.to_dict() for o in outcomes],
             "parallel": job.parallel,
+            "mode": job.mode,
             "warnings": job.warnings,
         }
         typer.echo(json_text(summary))  # non-finite metrics as null
     else:
         console = out_console()
         console.print(_outcome_table(outcomes))
+        on = " (worker processes and this one)" if job.mode == "processes" else ""
         console.print(
             f"backfill {job.backfill_id}: "
             + ", ".join(f"{v} {k.lower()}" for k, v in counts.items())
+            + on
         )
+        for warning in job.warnings[len(warned) :]:  # said while it ran
+            error_console().print(f"[yellow]warning:[/] {warning}")
     failed = any(o.status == "FAILED" for o in outcomes)
     killed = any(o.status == "KILLED" for o in outcomes)
     raise typer.Exit(130 if killed else 1 if failed else 0)

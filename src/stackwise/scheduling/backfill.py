@@ -12,12 +12,11 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from stackwise.errors import RunNotFoundError, ScheduleError, StackwiseError, StateStoreError
 from stackwise.interval import Interval
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from stackwise.orchestrators.local.orchestrator import LocalOrchestrator
 
 REPROCESS_MODES: tuple[Reprocess, ...] = ("none", "failed", "all")
+Mode = Literal["threads", "processes"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +56,12 @@ class IntervalOutcome:
         for name in self.metrics:
             last = name.split(".", 1)[0]
         return {k.split(".", 1)[1]: v for k, v in self.metrics.items() if k.startswith(last + ".")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IntervalOutcome:
+        """Read `to_dict`'s form (what a worker process sends back)."""
+        fields = {f.name for f in dataclasses.fields(cls)} - {"interval"}
+        return cls(Interval.from_dict(data), **{k: v for k, v in data.items() if k in fields})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +140,11 @@ class Backfill:
         self.backfill_id = backfill_id or new_backfill_id()
         self.ledger = IntervalLedger(orchestrator.state)
         self._claiming = threading.Lock()
+        #: How the last `run` ran its intervals: "threads" (in this process) or "processes".
+        self.mode: Mode = "threads"
+        #: Worker processes only (True), threads only (False), or None: `workers` decides,
+        #: and threads of this process run intervals while the workers start.
+        self.processes: bool | None = None
 
     def plan(self) -> list[PlannedInterval]:
         """What would happen now, read without claiming anything (for --dry-run)."""
@@ -147,62 +158,34 @@ class Backfill:
         on_outcome: Callable[[IntervalOutcome], None] = lambda _o: None,
         cancel: threading.Event | None = None,
     ) -> list[IntervalOutcome]:
-        """Run every interval that needs it; returns outcomes in interval order. Ctrl-C stops
-        the running intervals (marked KILLED, resumable) and re-raises."""
+        """Run every interval that needs it; returns outcomes in interval order, and reports
+        each to `on_outcome` as it comes. Ctrl-C stops the running intervals (marked KILLED,
+        resumable) and re-raises. With `--parallel` above 1 the intervals run in worker
+        processes when the pipeline can be loaded by reference (see `workers`)."""
+        from stackwise.scheduling.workers import dispatch, worker_count
+
         cancel = cancel or threading.Event()
-        todo: queue.Queue[Interval] = queue.Queue()
-        for interval in self.intervals:
-            todo.put(interval)
-        done: queue.Queue[IntervalOutcome] = queue.Queue()
-        workers = [
-            threading.Thread(target=self._work, args=(todo, done, cancel), daemon=True)
-            for _ in range(min(self.parallel, len(self.intervals)))
-        ]
-        for w in workers:
-            w.start()
-        outcomes: dict[str, IntervalOutcome] = {}
-        try:
-            while len(outcomes) < len(self.intervals):
-                try:
-                    outcome = done.get(timeout=0.2)
-                except queue.Empty:
-                    if not any(w.is_alive() for w in workers) and done.empty():
-                        break
-                    continue
-                outcomes[key(outcome.interval)] = outcome
-                on_outcome(outcome)
-        except BaseException:
-            cancel.set()
-            for w in workers:
-                w.join(timeout=30)
-            raise
+        count = worker_count(self)
+        outcomes = dispatch(self, self.intervals, cancel, on_outcome, processes=count)
         return [outcomes[key(i)] for i in self.intervals if key(i) in outcomes]
 
-    def _work(
-        self,
-        todo: queue.Queue[Interval],
-        done: queue.Queue[IntervalOutcome],
-        cancel: threading.Event,
-    ) -> None:
-        while not cancel.is_set():
-            with self._claiming:  # this process's workers claim one at a time
-                try:
-                    interval = todo.get_nowait()
-                except queue.Empty:
-                    return
-                while (claimed := self._claim(interval, within_limit=True)) is None:
-                    if cancel.wait(0.2):  # all slots taken: wait for one to free up
-                        return
-            waited_for = claimed[1].reason if claimed[1].busy else None
-            while claimed[1].busy:  # another process runs it: its outcome is ours to report
-                if cancel.wait(0.5):
-                    return
-                with self._claiming:
-                    claimed = self._claim(interval, within_limit=True) or claimed
-            outcome = self._run_claimed(interval, *claimed, cancel)
-            if waited_for is not None:
-                outcome.reason = f"{outcome.reason} (after waiting: it was {waited_for})"
-            done.put(outcome)
+    def process(self, interval: Interval, cancel: threading.Event) -> IntervalOutcome | None:
+        """Claim and run (or resume, or skip) one interval, waiting while `max_active_runs`
+        intervals run or while another process runs this one; None when `cancel` came first."""
+        with self._claiming:  # this process's intervals claim one at a time, in order
+            while (claimed := self._claim(interval, within_limit=True)) is None:
+                if cancel.wait(0.2):  # all slots taken: wait for one to free up
+                    return None
+        waited_for = claimed[1].reason if claimed[1].busy else None
+        while claimed[1].busy:  # another process runs it: its outcome is ours to report
+            if cancel.wait(0.5):
+                return None
+            with self._claiming:
+                claimed = self._claim(interval, within_limit=True) or claimed
+        outcome = self._run_claimed(interval, *claimed, cancel)
+        if waited_for is not None:
+            outcome.reason = f"{outcome.reason} (after waiting: it was {waited_for})"
+        return outcome
 
     def run_interval(self, interval: Interval, cancel: threading.Event) -> IntervalOutcome:
         """Claim, run (or resume) and record one interval. Shared with the scheduler (which

@@ -1,0 +1,410 @@
+"""Running a backfill's intervals at once: on threads of this process, or on worker processes.
+
+An interval's work is mostly CPU-bound Python (MLflow's ORM, stackwise), so threads of one
+process take turns on the GIL and `--parallel 2` is no faster than 1. When the pipeline can be
+loaded by reference, `dispatch` starts N-1 worker processes (fresh interpreters running
+`worker_main`, nothing forked from a threaded process and nothing of the caller's `__main__`
+imported again). Each receives one plain description (`WorkerSpec`: the stack config, the
+pipeline reference, the parameters, secrets included, over its socket: never argv, the
+environment or a file), opens its own orchestrator and stores, and then runs the intervals
+the parent hands it one at a time, claiming each through the interval ledger like any other
+process would. The ledger rows therefore name the worker, which is what makes an interval of
+a killed worker resumable.
+
+The parent runs one interval at a time itself, on a thread, and while the workers start
+(importing MLflow takes a second or two) as many as no worker is up for yet, so a short
+backfill is not slower for them; a worker that cannot start leaves its share to threads of
+the parent. Outcomes reach
+`on_outcome` as they come. Cancel (or Ctrl-C) is passed to the workers over their pipes:
+running intervals end KILLED and resumable; a worker whose parent dies cancels its interval
+the same way and exits.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stackwise.interval import Interval
+from stackwise.scheduling.ledger import key
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from stackwise.scheduling.backfill import Backfill, IntervalOutcome
+    from stackwise.scheduling.ledger import Reprocess
+
+#: After cancel, how long running intervals get to stop and be recorded before their workers
+#: are killed (a step stuck in C code ignores the cancel; its run is closed by the next start).
+DRAIN_S = 60.0
+#: A worker whose parent is gone exits within this even if its interval does not stop.
+ORPHAN_EXIT_S = 30.0
+
+Event = tuple[str, "_Worker | None", str | None, Any]  # kind, worker (None: a thread), key, body
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSpec:
+    """All a worker process needs, as plain data; it makes its own clients from it."""
+
+    config: dict[str, Any]
+    base_dir: str
+    source: str | None
+    pipeline_ref: str
+    pipeline_name: str
+    pipeline_version: str
+    params: dict[str, Any]
+    reprocess: Reprocess
+    backfill_id: str
+    max_active_runs: int | None
+    sys_path: list[str]
+
+
+def worker_count(job: Backfill) -> int:
+    """How many worker processes `job` should use: --parallel minus one, as this process runs
+    one interval at a time itself (it has imported and warmed up everything already; a worker
+    costs a second or two of CPU to start). None (threads) for --parallel 1, for a pipeline
+    without a reference a fresh process could load, or when fewer than two intervals need
+    running. `job.processes=True` asks for --parallel workers and no interval run here."""
+    if job.processes is False or job.pipeline.ref is None:
+        return 0
+    if job.processes:
+        return job.parallel
+    if job.parallel < 2:
+        return 0
+    todo = sum(1 for p in job.plan() if p.decision.action != "skip" or p.decision.busy)
+    return job.parallel - 1 if todo >= 2 else 0
+
+
+def spec_of(job: Backfill) -> WorkerSpec:
+    stack = job.orchestrator.stack
+    assert job.pipeline.ref is not None
+    return WorkerSpec(
+        config=stack.model_dump(mode="json"), base_dir=str(stack.base_dir),
+        source=stack.source, pipeline_ref=job.pipeline.ref, pipeline_name=job.pipeline.name,
+        pipeline_version=job.pipeline.version, params=dict(job.params),
+        reprocess=job.reprocess, backfill_id=job.backfill_id,
+        max_active_runs=job.max_active_runs, sys_path=list(sys.path),
+    )  # fmt: skip
+
+
+@dataclasses.dataclass(eq=False)
+class _Worker:
+    process: subprocess.Popen[bytes]
+    conn: Connection
+    ready: bool = False
+    gone: bool = False
+    busy: str | None = None  # the key of the interval it runs
+
+    def send(self, kind: str, body: Any = None) -> None:
+        with contextlib.suppress(OSError, ValueError):  # it died: its reader reports that
+            self.conn.send((kind, body))
+
+
+class _Dispatch:
+    def __init__(
+        self,
+        job: Backfill,
+        intervals: list[Interval],
+        cancel: threading.Event,
+        on_outcome: Callable[[IntervalOutcome], None],
+    ) -> None:
+        self.job, self.cancel, self.on_outcome = job, cancel, on_outcome
+        self.by_key = {key(i): i for i in intervals}
+        self.pending = collections.deque(intervals)
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.workers: list[_Worker] = []
+        self.local: set[str] = set()  # keys running on threads of this process
+        self.outcomes: dict[str, IntervalOutcome] = {}
+        self.cancel_sent = False
+
+    # -- starting ---------------------------------------------------------------------------
+    def start_workers(self, count: int) -> None:
+        from multiprocessing.connection import Connection
+
+        spec = spec_of(self.job)
+        for _ in range(count):
+            ours, theirs = socket.socketpair()
+            fd = theirs.fileno()
+            process = subprocess.Popen(
+                [sys.executable, "-c", _ENTRY, str(fd)], pass_fds=(fd,),
+                stdin=subprocess.DEVNULL, stdout=2,  # stdout is ours (`--json` prints there)
+            )  # fmt: skip
+            theirs.close()  # so that its death reads as EOF here
+            worker = _Worker(process, Connection(ours.detach()))
+            worker.send("spec", spec)
+            self.workers.append(worker)
+            threading.Thread(target=self._read, args=(worker,), daemon=True).start()
+
+    def _read(self, worker: _Worker) -> None:
+        while True:
+            try:
+                kind, body = worker.conn.recv()
+            except (EOFError, OSError):
+                self.events.put(("exit", worker, None, None))
+                return
+            self.events.put((kind, worker, None, body))
+
+    # -- the loop ---------------------------------------------------------------------------
+    def in_flight(self) -> int:
+        return len(self.local) + sum(1 for w in self.workers if w.busy and not w.gone)
+
+    def assign(self) -> None:
+        parallel = self.job.parallel
+        while self.pending and self.in_flight() < parallel and not self.cancel.is_set():
+            up = [w for w in self.workers if w.ready and not w.gone]
+            idle = next((w for w in up if w.busy is None), None)
+            # Threads here: what the workers up do not cover (all of it while they start, unless
+            # processes were asked for).
+            starting = sum(1 for w in self.workers if not w.ready and not w.gone)
+            local_cap = parallel - len(up) - (starting if self.job.processes else 0)
+            interval = self.pending[0]
+            if idle is not None:
+                idle.busy = key(interval)
+                idle.send("run", interval.to_dict())
+            elif len(self.local) < local_cap:
+                self.local.add(key(interval))
+                threading.Thread(target=self._run_here, args=(interval,), daemon=True).start()
+            else:
+                return
+            self.pending.popleft()
+
+    def _run_here(self, interval: Interval) -> None:
+        outcome = _guarded(self.job, interval, self.cancel)
+        self.events.put(("outcome", None, key(interval), outcome))
+
+    def loop(self) -> None:
+        while True:
+            self.assign()
+            if self.cancel.is_set() and not self.cancel_sent:
+                self.cancel_sent = True
+                for w in self.workers:
+                    w.send("cancel")
+            if self.in_flight() == 0 and (not self.pending or self.cancel.is_set()):
+                return
+            try:
+                event = self.events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.handle(event)
+
+    def handle(self, event: Event) -> None:
+        from stackwise.scheduling.backfill import IntervalOutcome
+
+        kind, worker, k, body = event
+        outcome: IntervalOutcome | None = None
+        if worker is None:  # a thread of this process finished
+            self.local.discard(k or "")
+            outcome = body
+        elif kind == "ready":
+            worker.ready = True
+        elif kind == "outcome":
+            worker.busy = None
+            outcome = IntervalOutcome.from_dict(body) if body is not None else None
+        elif kind in ("failed", "exit"):
+            if not worker.ready and not worker.gone:
+                why = body if kind == "failed" else f"exit code {worker.process.wait()}"
+                self.job.warnings.append(
+                    f"a backfill worker process could not start ({why}); its share of the "
+                    "intervals ran in this process instead."
+                )
+            worker.gone = True
+            if worker.busy is not None:
+                outcome = self._lost(worker)
+        if outcome is not None:
+            outcome.interval = self.by_key.get(key(outcome.interval), outcome.interval)
+            self.outcomes[key(outcome.interval)] = outcome
+            self.on_outcome(outcome)
+
+    def _lost(self, worker: _Worker) -> IntervalOutcome:
+        """The outcome of the interval a worker ran when it died: its ledger row still names
+        the dead worker, so the next backfill resumes it."""
+        from stackwise.scheduling.backfill import IntervalOutcome
+
+        code = _wait(worker.process, 5)
+        interval, worker.busy = self.by_key[worker.busy or ""], None
+        status = "KILLED" if self.cancel.is_set() else "FAILED"
+        return IntervalOutcome(
+            interval, "run", status, "its worker process died; the next backfill resumes it",
+            error=f"worker process {worker.process.pid} exited with code {code}",
+        )  # fmt: skip
+
+    def drain(self) -> None:
+        """After cancel or Ctrl-C: let the running intervals stop and be recorded."""
+        from stackwise.orchestrators.local.shield import shielded
+
+        self.cancel.set()
+        deadline = time.monotonic() + DRAIN_S
+        with shielded():  # a second Ctrl-C must not cut the recording short
+            for w in self.workers:
+                w.send("cancel")
+            while self.in_flight() and time.monotonic() < deadline:
+                with contextlib.suppress(queue.Empty):
+                    self.handle(self.events.get(timeout=0.2))
+
+    def stop_workers(self) -> None:
+        for w in self.workers:
+            if w.ready and not w.gone:
+                w.send("stop")
+        for w in self.workers:
+            if w.ready and not w.gone:
+                _wait(w.process, 10)
+            if w.process.poll() is None:  # still starting, or stuck: nothing of it to record
+                w.process.terminate()
+                _wait(w.process, 5)
+            if w.process.poll() is None:
+                w.process.kill()
+                w.process.wait()
+            w.conn.close()
+
+
+def dispatch(
+    job: Backfill,
+    intervals: list[Interval],
+    cancel: threading.Event,
+    on_outcome: Callable[[IntervalOutcome], None],
+    *,
+    processes: int = 0,
+) -> dict[str, IntervalOutcome]:
+    """Run `intervals` up to `job.parallel` at once (on `processes` worker processes, or on
+    threads when 0); returns the outcomes by ledger key."""
+    run = _Dispatch(job, intervals, cancel, on_outcome)
+    try:
+        if processes:
+            run.start_workers(processes)
+        run.loop()
+    except BaseException:
+        run.drain()
+        raise
+    finally:
+        run.stop_workers()
+        job.mode = "processes" if any(w.ready for w in run.workers) else "threads"
+    return run.outcomes
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> int | None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout)
+    return process.returncode
+
+
+def _guarded(job: Backfill, interval: Interval, cancel: threading.Event) -> IntervalOutcome | None:
+    """`job.process`, with an unexpected error (the state store gone, say) as a FAILED outcome
+    rather than an interval that silently never reports."""
+    from stackwise.scheduling.backfill import IntervalOutcome
+
+    try:
+        return job.process(interval, cancel)
+    except Exception as exc:
+        status = "KILLED" if cancel.is_set() else "FAILED"
+        return IntervalOutcome(
+            interval, "run", status, "could not be claimed or recorded",
+            error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+        )  # fmt: skip
+
+
+# -- in the worker process ----------------------------------------------------------------------
+_ENTRY = "import sys; from stackwise.scheduling.workers import main; main(int(sys.argv[1]))"
+
+
+def main(fd: int) -> None:
+    """`python -c _ENTRY FD`: a worker talking to its parent over the socket FD."""
+    from multiprocessing.connection import Connection
+
+    worker_main(Connection(fd))
+
+
+class _Stopped(Exception):
+    """SIGTERM in a worker's main thread: stop reading orders (a running interval is
+    cancelled and recorded first)."""
+
+
+def worker_main(conn: Connection) -> None:
+    """A worker process: read the spec, open the stores, then run intervals until told to
+    stop. Ctrl-C is the parent's to handle (it reaches the whole process group)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cancel = threading.Event()
+
+    def on_term(_signum: int, _frame: object) -> None:
+        cancel.set()
+        raise _Stopped
+
+    signal.signal(signal.SIGTERM, on_term)
+    os.dup2(2, 1)  # stdout is the parent's (`--json` prints one document there)
+    runner: threading.Thread | None = None
+    try:
+        try:
+            _kind, spec = conn.recv()
+            job = _open(spec)
+        except (_Stopped, EOFError, OSError):
+            return
+        except Exception as exc:
+            conn.send(("failed", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+            return
+        conn.send(("ready", os.getpid()))
+        while True:
+            try:
+                kind, body = conn.recv()
+            except (EOFError, OSError):  # the parent is gone: stop like Ctrl-C would
+                cancel.set()
+                timer = threading.Timer(ORPHAN_EXIT_S, os._exit, (1,))
+                timer.daemon = True
+                timer.start()
+                break
+            if kind == "run":
+                runner = threading.Thread(target=_run_one, args=(job, conn, body, cancel))
+                runner.start()
+            elif kind == "cancel":
+                cancel.set()
+            else:
+                break
+    except _Stopped:
+        pass
+    if runner is not None:
+        with contextlib.suppress(_Stopped):
+            runner.join()
+
+
+def _open(spec: WorkerSpec) -> Backfill:
+    from stackwise.authoring.loader import load_pipeline
+    from stackwise.config import StackConfig
+    from stackwise.errors import ScheduleError
+    from stackwise.orchestrators.local import LocalOrchestrator
+    from stackwise.scheduling.backfill import Backfill
+
+    sys.path[:] = [*spec.sys_path, *(p for p in sys.path if p not in spec.sys_path)]
+    stack = StackConfig(**spec.config, base_dir=Path(spec.base_dir), source=spec.source)
+    orchestrator = LocalOrchestrator(stack)
+    pipeline = load_pipeline(spec.pipeline_ref)
+    if (pipeline.name, pipeline.version) != (spec.pipeline_name, spec.pipeline_version):
+        raise ScheduleError(
+            f"{spec.pipeline_ref} loaded here is pipeline {pipeline.name!r} version "
+            f"{pipeline.version}, not {spec.pipeline_name!r} {spec.pipeline_version}"
+        )
+    orchestrator.preflight(pipeline, spec.params)  # opens the stores before the first claim
+    job = Backfill(
+        orchestrator, pipeline, spec.params, [], reprocess=spec.reprocess,
+        backfill_id=spec.backfill_id,
+    )  # fmt: skip
+    job.max_active_runs = spec.max_active_runs
+    return job
+
+
+def _run_one(
+    job: Backfill, conn: Connection, body: dict[str, str], cancel: threading.Event
+) -> None:
+    outcome = _guarded(job, Interval.from_dict(body), cancel)
+    with contextlib.suppress(OSError, ValueError):
+        conn.send(("outcome", outcome.to_dict() if outcome is not None else None))

@@ -1,0 +1,277 @@
+"""`--parallel N` on worker processes: Ctrl-C, SIGTERM or SIGKILL of the backfill leaves the
+intervals its workers ran KILLED (or RUNNING with a dead owner) and resumable, with no worker
+left behind and no step executed twice; secret parameters reach the workers only over their
+socket; a worker that cannot load the pipeline leaves its share to threads; and when processes
+are not used (--parallel 1, a pipeline without a reference, one interval to run)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import textwrap
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sched_support import (
+    WAIT_S,
+    all_runs,
+    day,
+    days,
+    executions,
+    pid_alive,
+    pipe_source,
+    run_json,
+    set_behaviour,
+    stackwise_cmd,
+    wait_until,
+)
+
+from stackwise import load_pipeline
+from stackwise.authoring.pipeline import Pipeline
+from stackwise.config import StackConfig, load_stack
+from stackwise.interval import Interval
+from stackwise.orchestrators.local import LocalOrchestrator, StateStore
+from stackwise.scheduling.backfill import Backfill, intervals_in_range
+from stackwise.scheduling.ledger import IntervalLedger
+from stackwise.scheduling.workers import worker_count
+
+WritePipeline = Callable[..., str]
+DAILY = 'Schedule("@daily", start="2026-01-01")'
+STEPS = ("extract", "transform", "load")
+
+
+LAST = "2026-03-01"  # enough intervals that the backfill's own thread is busy while workers start
+
+
+def _stop_mid_run(project: Path, ref: str, how: str, name: str) -> tuple[int, set[int]]:
+    """Start a --parallel 2 backfill (one worker process beside its own thread) whose step
+    transform never ends in the worker; once every other interval succeeded (so the backfill
+    itself runs none), stop it `how`; its exit code and the worker's pid."""
+    set_behaviour(project, sleep={"transform": {"*": 120}}, outside_workers={"transform": 0.3})
+    args = ("backfill", ref, "--start", "2026-01-01", "--end", LAST, "--parallel", "2")
+    with (project / "first.out").open("wb") as out:
+        proc = subprocess.Popen(stackwise_cmd(*args), cwd=project, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    ledger = IntervalLedger(StateStore(load_stack().state_store_resolved))
+    try:
+
+        def only_the_worker_runs() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError((project / "first.out").read_text())
+            statuses = Counter(r.status for r in ledger.rows(name).values())
+            return statuses == {"SUCCEEDED": len(days("2026-01-01", LAST)) - 1, "RUNNING": 1}
+
+        wait_until(only_the_worker_runs, WAIT_S * 3, "all but the worker's interval to succeed")
+        pids = {e["pid"] for e in executions(project)} - {proc.pid}
+        assert len(pids) == 1
+        if how == "SIGINT":  # Ctrl-C in a terminal: the whole foreground process group
+            os.killpg(proc.pid, signal.SIGINT)
+        else:  # the backfill process alone
+            proc.send_signal(getattr(signal, how))
+        code = proc.wait(timeout=WAIT_S)
+        wait_until(lambda: not any(pid_alive(p) for p in pids), WAIT_S, "the worker to exit")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return code, pids
+
+
+def _check_stopped_then_resumed(
+    project: Path, stack: StackConfig, ref: str, how: str, name: str = "pipe"
+) -> None:
+    code, pids = _stop_mid_run(project, ref, how, name)
+
+    assert code == {"SIGINT": 130, "SIGTERM": 130, "SIGKILL": -9}[how], (
+        project / "first.out"
+    ).read_text()
+    ledger = IntervalLedger(StateStore(load_stack().state_store_resolved))
+    rows = {day(r.interval_start): r for r in ledger.rows(name).values()}
+    in_workers = {d: r for d, r in rows.items() if r.pid in pids and r.status != "SUCCEEDED"}
+    assert len(in_workers) == 1, rows
+    # The workers recorded what they were running as KILLED before exiting.
+    assert {r.status for r in in_workers.values()} == {"KILLED"}, in_workers
+    state = StateStore(load_stack().state_store_resolved)
+    assert {state.get_run(r.run_id or "").status for r in in_workers.values()} == {"KILLED"}
+    assert not [r for r in all_runs(stack.tracking_uri_resolved, name)
+                if r.info.status == "RUNNING"]  # fmt: skip
+
+    set_behaviour(project)
+    code, report = run_json(project, "backfill", ref, "--start", "2026-01-01", "--end", LAST,
+                            "--parallel", "2")  # fmt: skip
+
+    assert code == 0, report
+    outcome = {day(i["logical_date"]): i for i in report["intervals"]}
+    assert {d: o["status"] for d, o in outcome.items()} == dict.fromkeys(
+        days("2026-01-01", LAST), "SUCCEEDED"
+    ) | {d: "SKIPPED" for d, r in rows.items() if r.status == "SUCCEEDED"}
+    for d, row in in_workers.items():  # resumed, same run: its extract is not run again
+        assert (outcome[d]["action"], outcome[d]["run_id"]) == ("resume", row.run_id)
+    counted = Counter((e["step"], day(e["logical_date"])) for e in executions(project))
+    assert counted == Counter({(s, d): 1 for s in STEPS for d in days("2026-01-01", LAST)})
+    assert {r.status for r in ledger.rows(name).values()} == {"SUCCEEDED"}
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_stopping_a_process_backfill_leaves_its_intervals_killed_and_resumable(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline, how: str
+) -> None:
+    ref = write_pipeline(pipe_source(DAILY))
+
+    _check_stopped_then_resumed(project, stack, ref, how)
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_process_backfill_on_postgres_is_resumable(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline, pg_url: str
+) -> None:
+    name = f"bfp_{uuid.uuid4().hex[:12]}"
+    (project / "stackwise.yaml").write_text(f"state_store: {pg_url}\n")
+    ref = write_pipeline(pipe_source(DAILY, name=name))
+
+    _check_stopped_then_resumed(project, stack, ref, "SIGINT", name)
+
+
+SECRET = "s3cr3t-" + uuid.uuid4().hex
+SECRET_PIPE = """
+    import os
+    import pathlib
+    import sys
+    import time
+
+    from stackwise import Schedule, StepContext, pipeline, step
+
+    HERE = pathlib.Path(__file__).parent
+
+
+    @step
+    def use(api_token: str, ctx: StepContext) -> int:
+        seen = HERE / f"seen-{os.getpid()}-{ctx.logical_date:%Y-%m-%d}"
+        seen.write_text(str(api_token == os.environ.get("EXPECTED_API_TOKEN", "?")))
+        while sys.argv[0] == "-c" and not (HERE / "go").exists():  # workers wait
+            time.sleep(0.05)
+        if sys.argv[0] != "-c":  # the backfill's own threads, while the workers start
+            time.sleep(2)
+        return len(api_token)
+
+
+    @pipeline(schedule=Schedule("@daily", start="2026-01-01"))
+    def pipe(api_token: str = "unset"):
+        use(api_token)
+"""
+
+
+def test_secret_parameters_reach_the_workers_only_over_their_socket(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    ref = write_pipeline(SECRET_PIPE)
+    cmd = stackwise_cmd("backfill", ref, "--start", "2026-01-01", "--end", LAST,
+                        "--parallel", "2", "-p", f"api_token={SECRET}", "--json")  # fmt: skip
+    # What the steps compare with, under a secret-looking name (environment manifests drop
+    # it); the parameter itself must reach the workers only over their socket.
+    env = {**os.environ, "EXPECTED_API_TOKEN": SECRET}
+    proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+
+        def worker_pids() -> set[int]:
+            return {int(p.name.split("-")[1]) for p in project.glob("seen-*")} - {proc.pid}
+
+        wait_until(lambda: len(worker_pids()) >= 1, WAIT_S * 2, "a worker to run the step")
+        for pid in worker_pids():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            assert SECRET.encode() not in cmdline and b"-c\0" in cmdline
+            assert SECRET.encode() not in environ.replace(
+                f"EXPECTED_API_TOKEN={SECRET}".encode(), b""
+            )
+        (project / "go").touch()
+        out, err = proc.communicate(timeout=WAIT_S * 2)
+    finally:
+        (project / "go").touch()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert SECRET not in out and SECRET not in err
+    seen = {p.name: p.read_text() for p in project.glob("seen-*")}
+    assert len(seen) == len(days("2026-01-01", LAST)) and set(seen.values()) == {"True"}, seen
+    for path in (project / ".stackwise").rglob("*"):  # no file of the project holds it
+        if path.is_file() and path.suffix not in (".db-wal", ".db-shm"):
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_worker_that_cannot_load_the_pipeline_leaves_its_share_to_threads(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    refuse = 'import sys\nif sys.argv[0] == "-c":\n    raise ImportError("not in workers")\n'
+    pipeline = load_pipeline(write_pipeline(refuse + textwrap.dedent(pipe_source(DAILY))))
+    assert pipeline.schedule is not None
+    intervals = intervals_in_range(pipeline.schedule, "2026-01-01", "2026-01-04")
+    job = Backfill(LocalOrchestrator(stack), pipeline, {}, intervals, parallel=2)
+    job.processes = True
+
+    outcomes = job.run()
+
+    assert [o.status for o in outcomes] == ["SUCCEEDED"] * 4
+    assert job.mode == "threads"
+    assert len(job.warnings) == 2 and all("could not start" in w for w in job.warnings)
+    assert "ImportError" in job.warnings[0] and "not in workers" in job.warnings[0]
+    assert {e["pid"] for e in executions(project)} == {os.getpid()}
+
+
+def test_cancel_stops_worker_processes_and_returns_what_they_recorded(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    ref = write_pipeline(pipe_source(DAILY))
+    set_behaviour(project, sleep={"transform": {"*": 120}})
+    pipeline = load_pipeline(ref)
+    assert pipeline.schedule is not None
+    intervals = intervals_in_range(pipeline.schedule, "2026-01-01", "2026-01-05")
+    job = Backfill(LocalOrchestrator(stack), pipeline, {}, intervals, parallel=2)
+    job.processes = True
+    cancel = threading.Event()
+    seen: list[str] = []
+    result: list[list[str]] = []
+    runner = threading.Thread(
+        target=lambda: result.append(
+            [o.status for o in job.run(on_outcome=lambda o: seen.append(o.status), cancel=cancel)]
+        )
+    )
+    runner.start()
+    try:
+        wait_until(lambda: len(executions(project)) == 2, WAIT_S * 2, "two extracts to finish")
+    finally:
+        cancel.set()
+        runner.join(timeout=WAIT_S * 2)
+    assert not runner.is_alive()
+    assert result == [["KILLED", "KILLED"]] and seen == ["KILLED", "KILLED"]
+    assert job.mode == "processes"
+    assert {e["pid"] for e in executions(project)} & {os.getpid()} == set()
+    rows = IntervalLedger(StateStore(stack.state_store_resolved)).rows("pipe")
+    assert sorted(day(r.interval_start) for r in rows.values()) == days("2026-01-01", "2026-01-02")
+    assert {r.status for r in rows.values()} == {"KILLED"}
+    assert not any(pid_alive(r.pid or 0) for r in rows.values())
+
+
+def test_processes_are_used_only_where_they_can_help(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    pipeline = load_pipeline(write_pipeline(pipe_source(DAILY)))
+    assert pipeline.schedule is not None
+    orchestrator = LocalOrchestrator(stack)
+    three = intervals_in_range(pipeline.schedule, "2026-01-01", "2026-01-03")
+
+    def count(p: Pipeline, intervals: list[Interval], parallel: int) -> int:
+        return worker_count(Backfill(orchestrator, p, {}, intervals, parallel=parallel))
+
+    assert count(pipeline, three, 2) == 1  # beside this process
+    assert count(pipeline, three, 3) == 2
+    assert count(pipeline, three, 1) == 0  # --parallel 1
+    assert count(pipeline.replace(ref=None), three, 2) == 0  # nothing a process could load
+    assert count(pipeline, three[:1], 2) == 0  # one interval: no one to run beside it
