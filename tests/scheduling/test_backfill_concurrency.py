@@ -41,7 +41,8 @@ RANGES = (("2026-01-01", "2026-01-12"), ("2026-01-06", "2026-01-18"))
 def _race(project: Path, ref: str) -> list[tuple[int, dict[str, Any], str]]:
     """Start both backfills together; return each one's exit code, JSON report and stderr."""
     commands = [stackwise_cmd("backfill", ref, "--start", lo, "--end", hi, "--parallel", "2",
-                              "--json") for lo, hi in RANGES]  # fmt: skip
+                              "--workers", "processes", "--json")
+                for lo, hi in RANGES]  # fmt: skip
     results = []
     for code, out, err in start_together(project, *commands):
         try:

@@ -38,7 +38,7 @@ from stackwise.interval import Interval
 from stackwise.orchestrators.local import LocalOrchestrator, StateStore
 from stackwise.scheduling.backfill import Backfill, intervals_in_range
 from stackwise.scheduling.ledger import IntervalLedger
-from stackwise.scheduling.workers import usable_cores, worker_count
+from stackwise.scheduling.workers import PROCESS_MIN_INTERVALS, usable_cores, worker_count
 
 WritePipeline = Callable[..., str]
 DAILY = 'Schedule("@daily", start="2026-01-01")'
@@ -265,16 +265,39 @@ def test_processes_are_used_only_where_they_can_help(
     pipeline = load_pipeline(write_pipeline(pipe_source(DAILY)))
     assert pipeline.schedule is not None
     orchestrator = LocalOrchestrator(stack)
-    three = intervals_in_range(pipeline.schedule, "2026-01-01", "2026-01-03")
+    many = intervals_in_range(pipeline.schedule, "2026-01-01", LAST)  # 60
+    assert len(many) >= PROCESS_MIN_INTERVALS
 
-    def count(p: Pipeline, intervals: list[Interval], parallel: int) -> int:
-        return worker_count(Backfill(orchestrator, p, {}, intervals, parallel=parallel))
+    def count(p: Pipeline, intervals: list[Interval], parallel: int, **kw: bool) -> int:
+        job = Backfill(orchestrator, p, {}, intervals, parallel=parallel)
+        job.processes = kw.get("processes")
+        return worker_count(job)
 
-    assert count(pipeline, three, 2) == 1  # beside this process
+    assert count(pipeline, many, 2) == 1  # beside this process
     # --parallel 3: two workers where there are 3 cores or more; never more workers than
     # cores beside this process's own (at least one).
-    assert count(pipeline, three, 3) == min(2, max(1, usable_cores() - 1))
-    assert count(pipeline, three, 64) == max(1, usable_cores() - 1)
-    assert count(pipeline, three, 1) == 0  # --parallel 1
-    assert count(pipeline.replace(ref=None), three, 2) == 0  # nothing a process could load
-    assert count(pipeline, three[:1], 2) == 0  # one interval: no one to run beside it
+    assert count(pipeline, many, 3) == min(2, max(1, usable_cores() - 1))
+    assert count(pipeline, many, 64) == max(1, usable_cores() - 1)
+    assert count(pipeline, many, 1) == 0  # --parallel 1
+    assert count(pipeline.replace(ref=None), many, 2) == 0  # nothing a process could load
+    few = many[: PROCESS_MIN_INTERVALS - 1]  # a worker's start would cost more than it brings
+    assert count(pipeline, few, 2) == 0
+    assert count(pipeline, few, 2, processes=True) == 2  # --workers processes: always
+    assert count(pipeline, many, 2, processes=False) == 0  # --workers threads
+
+
+def test_an_unknown_workers_mode_is_refused_before_anything_runs(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    ref = write_pipeline(pipe_source(DAILY))
+    proc = subprocess.run(
+        stackwise_cmd("backfill", ref, "--start", "2026-01-01", "--end", "2026-01-02",
+                      "--parallel", "2", "--workers", "fork"),
+        cwd=project, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "--workers 'fork' is not one of auto, processes, threads" in proc.stderr
+    assert not (project / ".stackwise").exists() or not IntervalLedger(
+        StateStore(stack.state_store_resolved)
+    ).rows("pipe")
+

@@ -10,6 +10,9 @@ import typer
 
 from stackwise.cli.main import app, guarded
 
+#: `--workers`: how a local backfill runs intervals at once (`Backfill.processes`).
+WORKER_MODES: dict[str, bool | None] = {"auto": None, "processes": True, "threads": False}
+
 if TYPE_CHECKING:
     from stackwise.scheduling.backfill import Backfill, IntervalOutcome, PlannedInterval
     from stackwise.scheduling.ledger import Reprocess
@@ -76,6 +79,10 @@ def backfill(
     start: str = typer.Option(..., "--start", help="First logical date (YYYY-MM-DD or ISO)."),
     end: str = typer.Option(..., "--end", help="Last logical date, inclusive (a date: all day)."),
     parallel: int = typer.Option(1, "--parallel", min=1, help="Intervals running at once."),
+    workers: str = typer.Option(
+        "auto", "--workers",
+        help="With --parallel N: auto (worker processes for 50+ intervals), processes, threads.",
+    ),
     reprocess: str = typer.Option(
         "failed", "--reprocess", help="Rerun intervals that: failed (default), all, none."
     ),
@@ -88,8 +95,18 @@ def backfill(
     """One pipeline run per data interval in [--start, --end], idempotent and resumable."""
     from stackwise.cli.commands import _on_target
     from stackwise.cli.render import error_console, json_text, out_console
+    from stackwise.errors import ScheduleError
     from stackwise.scheduling.backfill import Backfill, intervals_in_range
 
+    if workers not in WORKER_MODES:
+        raise ScheduleError(
+            f"--workers {workers!r} is not one of {', '.join(WORKER_MODES)}."
+        )
+    if _on_target(stack) and workers != "auto":
+        raise ScheduleError(
+            f"--workers {workers} applies to stackwise's own backfill; the stack {stack} runs "
+            "intervals on its orchestrator: drop --workers."
+        )
     if _on_target(stack) and not dry_run:
         _backfill_on_target(target, stack, param, schedule, start, end, reprocess, parallel,
                             as_json)  # fmt: skip
@@ -110,6 +127,7 @@ def backfill(
     intervals = intervals_in_range(pipeline.schedule, start, end)
     mode = cast("Reprocess", reprocess)  # Backfill checks the value and names the allowed ones
     job = Backfill(orchestrator, pipeline, overrides, intervals, parallel=parallel, reprocess=mode)
+    job.processes = WORKER_MODES[workers]
     warned = list(job.warnings)
     for warning in warned:
         error_console().print(f"[yellow]warning:[/] {warning}")

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 #: After cancel, how long running intervals get to stop and be recorded before their workers
 #: are killed (a step stuck in C code ignores the cancel; its run is closed by the next start).
 DRAIN_S = 60.0
+#: Fewest intervals to run for which `--workers auto` starts worker processes: below it, a
+#: worker's start (importing MLflow, opening the stores: ~4 s of CPU here) costs more than the
+#: intervals it would take over.
+PROCESS_MIN_INTERVALS = 50
 #: A worker whose parent is gone exits within this even if its interval does not stop.
 ORPHAN_EXIT_S = 30.0
 
@@ -77,8 +81,10 @@ def worker_count(job: Backfill) -> int:
     costs more than it brings (measured: a 30-interval `--parallel 4` backfill on 2 cores took
     18 s with 3 workers, 7 s on threads). The slots above the workers run on threads here.
     0 (threads) for --parallel 1, for a pipeline without a reference a fresh process could
-    load, or when fewer than two intervals need running. `job.processes=True` asks for
-    --parallel workers and no interval run here."""
+    load, or when fewer than `PROCESS_MIN_INTERVALS` intervals need running (a worker's start
+    would not pay for itself: a 30-interval `--parallel 4` backfill took 12.4 s with one worker
+    against 10.1 s for `--parallel 1`). `job.processes=True` (`--workers processes`) asks for
+    --parallel workers and no interval run here, whatever the count."""
     if job.processes is False or job.pipeline.ref is None:
         return 0
     if job.processes:
@@ -86,7 +92,9 @@ def worker_count(job: Backfill) -> int:
     if job.parallel < 2:
         return 0
     todo = sum(1 for p in job.plan() if p.decision.action != "skip" or p.decision.busy)
-    return min(job.parallel - 1, max(1, usable_cores() - 1)) if todo >= 2 else 0
+    if todo < PROCESS_MIN_INTERVALS:
+        return 0
+    return min(job.parallel - 1, max(1, usable_cores() - 1))
 
 
 def usable_cores() -> int:
