@@ -301,3 +301,61 @@ def test_an_unknown_workers_mode_is_refused_before_anything_runs(
         StateStore(stack.state_store_resolved)
     ).rows("pipe")
 
+
+
+HOLDER = '''
+import os
+import sys
+import time
+from pathlib import Path
+
+import stackwise as sw
+
+
+@sw.step
+def hold() -> int:
+    if sys.argv[0] == "-c":  # in a backfill worker: fork a long-lived child, then hang
+        child = os.fork()
+        if child == 0:
+            time.sleep(300)
+            os._exit(0)
+        Path(os.environ["HOLD_DIR"], f"{os.getpid()}-{child}").touch()
+        time.sleep(300)
+    return 1
+
+
+@sw.pipeline(schedule=sw.Schedule("@daily", start="2026-01-01"))
+def pipe() -> None:
+    hold()
+'''
+
+
+def test_a_dead_worker_is_noticed_while_a_process_it_forked_holds_its_socket(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A step's forked child keeps the worker's socket open after the worker is SIGKILLed:
+    the backfill must still see the worker gone and report its interval, not wait forever."""
+    marks = project / "holds"
+    marks.mkdir()
+    monkeypatch.setenv("HOLD_DIR", str(marks))
+    pipeline = load_pipeline(write_pipeline(HOLDER))
+    assert pipeline.schedule is not None
+    intervals = intervals_in_range(pipeline.schedule, "2026-01-01", "2026-01-01")
+    job = Backfill(LocalOrchestrator(stack), pipeline, {}, intervals, parallel=1)
+    job.processes = True
+    result: list[list[str]] = []
+    runner = threading.Thread(target=lambda: result.append([o.status for o in job.run()]))
+    runner.start()
+    child = 0
+    try:
+        wait_until(lambda: any(marks.iterdir()), WAIT_S * 2, "the step to fork its child")
+        worker, child = (int(p) for p in next(marks.iterdir()).name.split("-"))
+        os.kill(worker, signal.SIGKILL)
+        runner.join(timeout=WAIT_S * 2)
+        assert not runner.is_alive(), "the backfill still waits for its dead worker"
+    finally:
+        if child:
+            os.kill(child, signal.SIGKILL)
+        runner.join(timeout=WAIT_S * 2)
+    assert result == [["FAILED"]]

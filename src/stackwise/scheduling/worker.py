@@ -29,6 +29,7 @@ def main(fd: int) -> None:
     """`python -c _ENTRY FD`: a worker talking to its parent over the socket FD."""
     from multiprocessing.connection import Connection
 
+    os.set_inheritable(fd, False)  # a program a step starts must not keep the socket open
     worker_main(Connection(fd))
 
 
@@ -57,9 +58,13 @@ def worker_main(conn: Connection) -> None:
         except (_Stopped, EOFError, OSError):
             return
         except Exception as exc:
-            conn.send(("failed", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+            with contextlib.suppress(OSError):  # the parent is gone already: nobody to tell
+                conn.send(("failed", f"{type(exc).__name__}: {exc}".splitlines()[0]))
             return
-        conn.send(("ready", os.getpid()))
+        try:
+            conn.send(("ready", os.getpid()))
+        except OSError:
+            return
         while True:
             try:
                 kind, body = conn.recv()

@@ -25,6 +25,7 @@ import collections
 import contextlib
 import dataclasses
 import os
+import pickle
 import queue
 import socket
 import subprocess
@@ -50,6 +51,9 @@ DRAIN_S = 60.0
 #: worker's start (importing MLflow, opening the stores: ~4 s of CPU here) costs more than the
 #: intervals it would take over.
 PROCESS_MIN_INTERVALS = 50
+#: A worker process found dead whose socket has not read as closed after this long (a process
+#: its step forked still holds the socket) counts as gone.
+EXIT_GRACE_S = 5.0
 #: A worker whose parent is gone exits within this even if its interval does not stop.
 ORPHAN_EXIT_S = 30.0
 
@@ -123,6 +127,7 @@ class _Worker:
     ready: bool = False
     gone: bool = False
     busy: str | None = None  # the key of the interval it runs
+    dead_since: float | None = None  # when its process was first seen ended
 
     def send(self, kind: str, body: Any = None) -> None:
         with contextlib.suppress(OSError, ValueError):  # it died: its reader reports that
@@ -151,13 +156,28 @@ class _Dispatch:
         from multiprocessing.connection import Connection
 
         spec = spec_of(self.job)
+        try:
+            pickle.dumps(spec)
+        except Exception as exc:  # parameters given through the API that cannot travel
+            self.job.warnings.append(
+                f"the backfill's parameters cannot be sent to worker processes "
+                f"({type(exc).__name__}: {exc}); its intervals ran on threads of this process."
+            )
+            return
         for _ in range(count):
-            ours, theirs = socket.socketpair()
-            fd = theirs.fileno()
-            process = subprocess.Popen(
-                [sys.executable, "-c", _ENTRY, str(fd)], pass_fds=(fd,),
-                stdin=subprocess.DEVNULL, stdout=2,  # stdout is ours (`--json` prints there)
-            )  # fmt: skip
+            try:
+                ours, theirs = socket.socketpair()
+                fd = theirs.fileno()
+                process = subprocess.Popen(
+                    [sys.executable, "-c", _ENTRY, str(fd)], pass_fds=(fd,),
+                    stdin=subprocess.DEVNULL, stdout=2,  # stdout is ours (`--json` prints there)
+                )  # fmt: skip
+            except OSError as exc:  # out of processes or descriptors: threads do the rest
+                self.job.warnings.append(
+                    f"a backfill worker process could not start ({exc}); its share of the "
+                    "intervals ran in this process instead."
+                )
+                return
             theirs.close()  # so that its death reads as EOF here
             worker = _Worker(process, Connection(ours.detach()))
             worker.send("spec", spec)
@@ -213,8 +233,22 @@ class _Dispatch:
             try:
                 event = self.events.get(timeout=0.2)
             except queue.Empty:
+                self.check_exits()
                 continue
             self.handle(event)
+
+    def check_exits(self) -> None:
+        """A worker's death reads as EOF on its socket, unless a process its step forked still
+        holds the socket: a worker process found ended without that EOF for EXIT_GRACE_S (its
+        last messages had time to arrive) counts as gone."""
+        now = time.monotonic()
+        for w in self.workers:
+            if w.gone or w.process.poll() is None:
+                continue
+            if w.dead_since is None:
+                w.dead_since = now
+            elif now - w.dead_since > EXIT_GRACE_S:
+                self.handle(("exit", w, None, None))
 
     def handle(self, event: Event) -> None:
         from stackwise.scheduling.backfill import IntervalOutcome
@@ -229,6 +263,8 @@ class _Dispatch:
         elif kind == "outcome":
             worker.busy = None
             outcome = IntervalOutcome.from_dict(body) if body is not None else None
+        elif kind in ("failed", "exit") and worker.gone:
+            return  # already counted (its process was found ended before its socket closed)
         elif kind in ("failed", "exit"):
             if not worker.ready and not worker.gone:
                 why = body if kind == "failed" else f"exit code {worker.process.wait()}"
@@ -267,8 +303,10 @@ class _Dispatch:
             for w in self.workers:
                 w.send("cancel")
             while self.in_flight() and time.monotonic() < deadline:
-                with contextlib.suppress(queue.Empty):
+                try:
                     self.handle(self.events.get(timeout=0.2))
+                except queue.Empty:
+                    self.check_exits()
 
     def stop_workers(self) -> None:
         for w in self.workers:

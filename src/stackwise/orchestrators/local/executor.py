@@ -13,6 +13,7 @@ cache hit when the runner recorded one), as a kill just before their own commit 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 import threading
@@ -92,7 +93,11 @@ class Executor:
                 self._wait()
         except BaseException:
             with shielded():  # a second Ctrl-C must not leave a step recorded RUNNING
-                self._flush()
+                # A store that refuses this write (locked, gone) must neither stop the running
+                # steps from being cancelled nor replace the error being raised; a row it
+                # leaves RUNNING names this process, so the next start sees it stale.
+                with contextlib.suppress(Exception):
+                    self._flush()
                 self._stop_all(StepCancelledError)
                 self._kill_unsubmitted()
             raise
