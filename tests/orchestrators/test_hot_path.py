@@ -89,7 +89,6 @@ def test_the_held_connection_recovers_from_a_failed_write(project: Path) -> None
         assert conn.execute("select count(*) from stackwise_steps").fetchone() == (1,)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_writes_on_a_connection_of_its_own(project: Path) -> None:
     store = StateStore(f"sqlite:///{project / 'state.db'}", project)
     run = RunRecord(run_id="r1", pipeline="p", pipeline_ref="p.py:p", pipeline_version="v",
