@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.request
@@ -25,6 +26,9 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # The suite runs offline: no usage telemetry from MLflow.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+# The empty MLflow schema new stores are copied from (stackwise.tracking.schema_template): one
+# per session, built by the first store a test creates, not the user's cache.
+os.environ.setdefault("STACKWISE_CACHE_DIR", tempfile.mkdtemp(prefix="stackwise-cache-"))
 
 
 @pytest.fixture

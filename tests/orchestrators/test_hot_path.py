@@ -15,6 +15,7 @@ import pytest
 from stackwise.authoring import loader
 from stackwise.authoring.step import StepOptions
 from stackwise.bundles import load_pipeline_ref, portable_ref
+from stackwise.caching import CacheEntry
 from stackwise.config import StackConfig
 from stackwise.orchestrators.base import RunRecord, StepRecord
 from stackwise.orchestrators.local import LocalOrchestrator
@@ -135,3 +136,52 @@ def test_a_run_records_every_step_once_it_ends(project: Path) -> None:
         "first": "SUCCEEDED", "second": "SUCCEEDED"
     }  # fmt: skip
     assert all(s.code_version and s.outputs for s in stored.steps.values())
+
+
+def _entry(run_id: str, key: str) -> CacheEntry:
+    return CacheEntry(key=key, pipeline="p", step="a", outputs={}, run_id=run_id)
+
+
+def test_deferred_cache_entries_commit_with_their_runs_next_write(project: Path) -> None:
+    store = StateStore(f"sqlite:///{project / 'state.db'}", project)
+    run = RunRecord(run_id="r1", pipeline="p", pipeline_ref="p.py:p", pipeline_version="v",
+                    params={}, created_at=0.0, status="RUNNING", artifact_root="art",
+                    steps={"a": StepRecord("a")})  # fmt: skip
+    store.create_run(run, ["a"])
+    store.defer_cache("r1")
+    store.cache_record(_entry("r1", "k1"))
+    store.cache_record(_entry("other-run", "k2"))  # not deferred: written at once
+    assert store.cache_lookup("k1") is None and store.cache_lookup("k2") is not None
+
+    store.finish_step("r1", StepRecord("a", status="SUCCEEDED", attempt=1))
+    assert store.cache_lookup("k1") is not None  # in the same transaction as the outcome
+    store.cache_record(_entry("r1", "k3"))
+    store.undefer_cache("r1")  # what still waits is written when deferring stops
+    assert store.cache_lookup("k3") is not None
+    store.cache_record(_entry("r1", "k4"))
+    assert store.cache_lookup("k4") is not None
+
+
+def test_an_untracked_run_leaves_a_cache_entry_for_every_step(project: Path) -> None:
+    (project / "pair.py").write_text(textwrap.dedent("""
+        import stackwise as sw
+
+        @sw.step
+        def first() -> int:
+            return 1
+
+        @sw.step
+        def second(x: int) -> int:
+            return x + 1
+
+        @sw.pipeline
+        def pair() -> None:
+            second(first())
+    """))  # fmt: skip
+    orchestrator = LocalOrchestrator(StackConfig(base_dir=project, tracking=False))
+    pipeline = loader.load_pipeline(f"{project / 'pair.py'}:pair")
+    orchestrator.run(pipeline)
+    again = orchestrator.run(pipeline)
+    assert {n: s.cached for n, s in orchestrator.get_run(again.run_id).steps.items()} == {
+        "first": True, "second": True
+    }  # fmt: skip

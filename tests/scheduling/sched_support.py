@@ -54,6 +54,7 @@ PIPE = """
         record = {
             "step": name,
             "logical_date": ctx.logical_date.isoformat(),
+            "zone": ctx.logical_date.tzname(),
             "start": ctx.data_interval_start.isoformat(),
             "end": ctx.data_interval_end.isoformat(),
             "t0": started,

@@ -359,3 +359,38 @@ def test_a_dead_worker_is_noticed_while_a_process_it_forked_holds_its_socket(
             os.kill(child, signal.SIGKILL)
         runner.join(timeout=WAIT_S * 2)
     assert result == [["FAILED"]]
+
+
+@pytest.mark.parametrize("processes", [True, False])
+def test_intervals_keep_the_schedules_offsets_across_a_dst_change_in_either_mode(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline, processes: bool
+) -> None:
+    """A step sees its logical date at the schedule zone's offset of that moment (summer time
+    in Paris begins at 02:00 on 2026-03-29), whether a worker process or a thread ran it."""
+    schedule = 'Schedule("@daily", start="2026-03-27", timezone="Europe/Paris")'
+    pipeline = load_pipeline(write_pipeline(pipe_source(schedule)))
+    assert pipeline.schedule is not None
+    intervals = intervals_in_range(pipeline.schedule, "2026-03-27", "2026-03-30")
+    job = Backfill(LocalOrchestrator(stack), pipeline, {}, intervals, parallel=1)
+    job.processes = processes
+
+    assert [o.status for o in job.run()] == ["SUCCEEDED"] * 4
+    assert job.mode == ("processes" if processes else "threads")
+    zones = {day(e["logical_date"]): e["zone"] for e in executions(project)}
+    assert zones == {"2026-03-27": "UTC+01:00", "2026-03-28": "UTC+01:00",
+                     "2026-03-29": "UTC+01:00", "2026-03-30": "UTC+02:00"}  # fmt: skip
+
+
+def test_asking_for_processes_for_a_pipeline_without_a_reference_says_it_used_threads(
+    project: Path, stack: StackConfig, write_pipeline: WritePipeline
+) -> None:
+    pipeline = load_pipeline(write_pipeline(pipe_source(DAILY))).replace(ref=None)
+    assert pipeline.schedule is not None
+    intervals = intervals_in_range(pipeline.schedule, "2026-01-01", "2026-01-02")
+    job = Backfill(LocalOrchestrator(stack), pipeline, {}, intervals, parallel=2)
+    job.processes = True
+
+    job.run()  # its intervals fail: their steps cannot find the pipeline either
+
+    assert job.mode == "threads"
+    assert any("has no reference" in w and "ran on threads" in w for w in job.warnings)

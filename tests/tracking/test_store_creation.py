@@ -85,7 +85,7 @@ def test_two_first_backfills_at_once_both_succeed(
 
 @pytest.mark.slow
 def test_sigkill_during_first_creation_leaves_no_store_or_a_whole_one(
-    project: Path, write_pipeline: WritePipeline
+    project: Path, write_pipeline: WritePipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ten SIGKILLs at random moments after creation began (MLflow's tables take 1-6 s here).
     After a kill that left no store, the next start in the same folder is again a first
@@ -95,6 +95,9 @@ def test_sigkill_during_first_creation_leaves_no_store_or_a_whole_one(
     db = folder / ".stackwise" / "mlflow.db"
     seen = []
     for kill in range(10):
+        # A cache of its own each time: MLflow builds the store (no kept schema to copy), and
+        # some kills land while the built schema is being kept.
+        monkeypatch.setenv("STACKWISE_CACHE_DIR", str(project / f"cache-{kill}"))
         proc = subprocess.Popen(
             stackwise_cmd("run", ref),
             cwd=folder,

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from stackwise.errors import RunNotFoundError, ScheduleError, StackwiseError, StateStoreError
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from stackwise.authoring.pipeline import Pipeline
     from stackwise.orchestrators.base import RunRecord
     from stackwise.orchestrators.local.orchestrator import LocalOrchestrator
+    from stackwise.write_turns import Turns
 
 REPROCESS_MODES: tuple[Reprocess, ...] = ("none", "failed", "all")
 Mode = Literal["threads", "processes"]
@@ -140,6 +142,7 @@ class Backfill:
         self.backfill_id = backfill_id or new_backfill_id()
         self.ledger = IntervalLedger(orchestrator.state)
         self._claiming = threading.Lock()
+        self._claim_turns: Turns | None = None
         #: How the last `run` ran its intervals: "threads" (in this process) or "processes".
         self.mode: Mode = "threads"
         #: Worker processes only (True), threads only (False), or None: `workers` decides,
@@ -165,6 +168,13 @@ class Backfill:
         from stackwise.scheduling.workers import dispatch, worker_count
 
         cancel = cancel or threading.Event()
+        if self.processes and self.pipeline.ref is None:
+            self.warnings.append(
+                f"worker processes were asked for, but pipeline {self.pipeline.name!r} has no "
+                "reference a fresh process could load it by (it was not loaded from "
+                "'path.py:function' or 'module:function'); its intervals ran on threads of "
+                "this process."
+            )
         count = worker_count(self)
         outcomes = dispatch(self, self.intervals, cancel, on_outcome, processes=count)
         return [outcomes[key(i)] for i in self.intervals if key(i) in outcomes]
@@ -226,9 +236,11 @@ class Backfill:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
                 yield
         elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            from filelock import FileLock
+            if self._claim_turns is None:  # blocking flock(2): see stackwise.write_turns
+                from stackwise.write_turns import Turns
 
-            with FileLock(f"{engine.url.database}.claims.lock"):
+                self._claim_turns = Turns(Path(f"{engine.url.database}.claims.lock"))
+            with self._claim_turns:
                 yield
         else:
             yield

@@ -111,6 +111,7 @@ class IntervalLedger:
         import sqlalchemy as sa
 
         self.engine = state.engine
+        self.turns = state.turns
         md = sa.MetaData()
         self.table = sa.Table(
             "stackwise_intervals", md,
@@ -175,7 +176,7 @@ class IntervalLedger:
             new_run = run_id if decision.action == "run" else decision.run_id
             values = {"status": "RUNNING", "run_id": new_run, "backfill_id": backfill_id, **owner}
             try:
-                with self.engine.begin() as conn:
+                with self.turns, self.engine.begin() as conn:
                     if row is None:
                         conn.execute(
                             t.insert().values(
@@ -202,7 +203,7 @@ class IntervalLedger:
     def finish(self, pipeline: str, interval: Interval, run_id: str, status: str) -> None:
         """Record the outcome, only if this process still owns the interval."""
         t = self.table
-        with self.engine.begin() as conn:
+        with self.turns, self.engine.begin() as conn:
             conn.execute(
                 t.update()
                 .where(

@@ -16,12 +16,12 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stackwise.interval import Interval
 from stackwise.scheduling.workers import ORPHAN_EXIT_S, WorkerSpec, guarded
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
+    from stackwise.interval import Interval
     from stackwise.scheduling.backfill import Backfill
 
 
@@ -114,8 +114,8 @@ def _open(spec: WorkerSpec) -> Backfill:
 
 
 def _run_one(
-    job: Backfill, conn: Connection, body: dict[str, str], cancel: threading.Event
+    job: Backfill, conn: Connection, interval: Interval, cancel: threading.Event
 ) -> None:
-    outcome = guarded(job, Interval.from_dict(body), cancel)
+    outcome = guarded(job, interval, cancel)
     with contextlib.suppress(OSError, ValueError):
         conn.send(("outcome", outcome.to_dict() if outcome is not None else None))

@@ -56,6 +56,9 @@ PROCESS_MIN_INTERVALS = 50
 EXIT_GRACE_S = 5.0
 #: A worker whose parent is gone exits within this even if its interval does not stop.
 ORPHAN_EXIT_S = 30.0
+#: At the end of a backfill, how long the workers get, all together, to stop when told, then
+#: to end after SIGTERM, before they are killed.
+STOP_S, TERM_S = 10.0, 5.0
 
 Event = tuple[str, "_Worker | None", str | None, Any]  # kind, worker (None: a thread), key, body
 
@@ -209,7 +212,7 @@ class _Dispatch:
             interval = self.pending[0]
             if idle is not None:
                 idle.busy = key(interval)
-                idle.send("run", interval.to_dict())
+                idle.send("run", interval)  # pickled whole: its datetimes keep their zone
             elif len(self.local) < local_cap:
                 self.local.add(key(interval))
                 threading.Thread(target=self._run_here, args=(interval,), daemon=True).start()
@@ -309,18 +312,21 @@ class _Dispatch:
                     self.check_exits()
 
     def stop_workers(self) -> None:
+        """Tell the workers to stop, give them STOP_S together (not each), then terminate
+        the ones left (still starting, or stuck: nothing of them to record), then kill."""
         for w in self.workers:
             if w.ready and not w.gone:
                 w.send("stop")
+        _wait_all([w.process for w in self.workers if w.ready and not w.gone], STOP_S)
+        left = [w.process for w in self.workers if w.process.poll() is None]
+        for process in left:
+            process.terminate()
+        _wait_all(left, TERM_S)
+        for process in left:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         for w in self.workers:
-            if w.ready and not w.gone:
-                _wait(w.process, 10)
-            if w.process.poll() is None:  # still starting, or stuck: nothing of it to record
-                w.process.terminate()
-                _wait(w.process, 5)
-            if w.process.poll() is None:
-                w.process.kill()
-                w.process.wait()
             w.conn.close()
 
 
@@ -346,6 +352,13 @@ def dispatch(
         run.stop_workers()
         job.mode = "processes" if any(w.ready for w in run.workers) else "threads"
     return run.outcomes
+
+
+def _wait_all(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """Wait for all of `processes` to end, `timeout` seconds in all."""
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        _wait(process, max(0.0, deadline - time.monotonic()))
 
 
 def _wait(process: subprocess.Popen[bytes], timeout: float) -> int | None:

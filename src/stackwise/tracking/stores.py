@@ -7,8 +7,9 @@ What each kind of URI gets (anything wrong raises TrackingError, exit 2, naming 
 - `file://PATH` or a bare folder: refused, because MLflow 3 refuses its filesystem backend
   ("maintenance mode", mlflow/store/tracking/file_store.py) unless MLFLOW_ALLOW_FILE_STORE=true.
 - `sqlite:///PATH`: folder and file writable; a new store is built by MLflow's own first-time
-  creation (`_initialize_tables`: initial tables, then every alembic migration) into a temporary
-  file under a file lock, then moved into place (see stackwise.store_creation).
+  creation (`_initialize_tables`: initial tables, then every alembic migration), or copied
+  from the empty schema kept after the first such creation (schema_template), into a
+  temporary file under a file lock, then moved into place (see stackwise.store_creation).
 - `postgresql://`, `mysql://`, `mssql://`: reachable within CONNECT_TIMEOUT_S; on PostgreSQL
   MLflow's first-time creation runs under an advisory lock (two fresh starts raced on
   `alembic_version`).
@@ -166,7 +167,7 @@ def _prepare_sqlite(uri: str, path: Path, location: str) -> None:
         remove_leftovers(path)
         state = _read_sqlite(path, location) if path.exists() else None
         if state is None or state.fresh:
-            create_sqlite_file(path, _initialize)
+            create_sqlite_file(path, _create)
         elif state.upgradable:
             backup = path.with_name(f"{path.name}.pre-upgrade-{state.revisions[0]}")
             copy_sqlite(path, backup)
@@ -187,7 +188,7 @@ def _prepare_sqlite(uri: str, path: Path, location: str) -> None:
                     "so that a new store is created",
                 )
             backup = move_aside(path)
-            create_sqlite_file(path, _initialize)
+            create_sqlite_file(path, _create)
             print(
                 f"stackwise: the MLflow tracking store {path} {state.problem} and held no "
                 f"runs; moved it to {backup} and created a new one.",
@@ -213,6 +214,14 @@ def _notify_upgrade(location: str, state: _SchemaState, backup: Path | None) -> 
         f"{state.revisions[0]} to {state.head}, as MLflow does on first use{kept}.",
         file=sys.stderr,
     )
+
+
+def _create(uri: str) -> None:
+    """A new store: a copy of the empty schema kept for this MLflow release, or MLflow's own
+    creation (see stackwise.tracking.schema_template)."""
+    from stackwise.tracking import schema_template
+
+    schema_template.build(uri, _initialize, lambda path: _read_sqlite(path, str(path)).complete)
 
 
 def _initialize(uri: str) -> None:

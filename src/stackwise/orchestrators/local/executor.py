@@ -80,6 +80,22 @@ class Executor:
 
     # -- the loop -----------------------------------------------------------------------------
     def execute(self) -> None:
+        """Run the steps to the end. In an untracked run, the runner's cache entries commit
+        with their steps' outcomes (`StateStore.defer_cache`): one transaction per step fewer
+        on the hot path (a kill in between loses the entry with the outcome; the resume
+        reruns the step). A tracked step's entry keeps its own commit right after its outputs,
+        before the MLflow run is closed."""
+        deferred = not self.run.options.get("tracking", True)
+        if deferred:
+            self.state.defer_cache(self.run.run_id)
+        try:
+            self._loop()
+        finally:
+            if deferred:
+                with shielded(), contextlib.suppress(Exception):  # the error raised wins
+                    self.state.undefer_cache(self.run.run_id)
+
+    def _loop(self) -> None:
         try:
             while True:
                 cancelled = self.cancel is not None and self.cancel.is_set()

@@ -4,25 +4,27 @@ A run writes a few rows per step; through SQLAlchemy's engine each transaction c
 three times what SQLite itself spends (connection checkout, statement cache key, result
 setup, reset on return). Here each statement is compiled once by SQLAlchemy for the store's
 dialect (SQLite or PostgreSQL) and run on one DBAPI connection the store keeps, several
-statements per commit. Writers of this process take turns (a lock); another process has its
-own connection, and the database's transactions order them as before. A forked child opens
-its own connection; a failed transaction discards the connection (the next write opens a new
-one) and raises as before.
+statements per commit. Writers take turns (`turns`: this process's threads, and on SQLite the
+processes of this host, see stackwise.write_turns); another process has its own connection. A
+forked child opens its own connection; a failed transaction discards the connection (the next
+write opens a new one) and raises as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stackwise.write_turns import Turns
 
 
 class HotWriter:
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, turns: Turns) -> None:
         self.engine = engine
-        self._lock = threading.Lock()
+        self._lock = turns
         self._conn: Any = None
         self._pid = 0
         #: (statement id, column keys) -> (SQL text, parameter order when positional); the

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,17 @@ class StateStore:
         create_tables(md, self.engine)
         add_missing_columns(self.engine, [self.runs, self.steps])
         from stackwise.orchestrators.local.hotwrite import HotWriter
+        from stackwise.store_creation import sqlite_path
+        from stackwise.write_turns import write_turns
 
-        self._hot = HotWriter(self.engine)
+        sqlite = self.engine.dialect.name == "sqlite"
+        #: Held around each write transaction: writers of this store take turns in this
+        #: process and, on SQLite, across the processes of this host (stackwise.write_turns).
+        self.turns = write_turns(sqlite_path(self.url) if sqlite else None)
+        self._hot = HotWriter(self.engine, self.turns)
+        #: Cache rows waiting for their run's next write, by run id (see `defer_cache`).
+        self._deferred: dict[str, list[dict[str, Any]]] = {}
+        self._deferring = threading.Lock()
         self._inserts = (self.runs.insert(), self.steps.insert())
 
     # -- runs ---------------------------------------------------------------------------------
@@ -164,7 +174,7 @@ class StateStore:
         if run.pid is not None:
             cond = cond & (self.runs.c.pid == run.pid)
         me = current_identity()
-        with self.engine.begin() as conn:
+        with self.turns, self.engine.begin() as conn:
             result = conn.execute(
                 self.runs.update()
                 .where(cond)
@@ -229,10 +239,18 @@ class StateStore:
     def write_steps(self, run_id: str, rows: list[tuple[str, dict[str, Any]]]) -> None:
         """Several step transitions (rows from `step_fields` or `step_row`) in one
         transaction: the orchestrator's writes of one turn of its loop."""
-        self._hot.write(
-            [(self._step_update(row), {**row, "w_run_id": run_id, "w_step": step})
-             for step, row in rows]
-        )  # fmt: skip
+        cache = self._take_deferred(run_id) if self._deferred else []
+        try:
+            self._hot.write(
+                [(self._step_update(row), {**row, "w_run_id": run_id, "w_step": step})
+                 for step, row in rows]
+                + ([(self._upsert_cache(), cache)] if cache else [])
+            )  # fmt: skip
+        except BaseException:
+            if cache:  # not written: they wait for the next write again
+                with self._deferring:
+                    self._deferred.get(run_id, []).extend(cache)
+            raise
 
     @staticmethod
     def step_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -299,14 +317,42 @@ class StateStore:
             created_at=row.created_at,
         )
 
+    def defer_cache(self, run_id: str) -> None:
+        """Until `undefer_cache(run_id)`, cache entries of that run recorded in this process
+        wait for the run's next `write_steps` and commit with it, the step's outcome among
+        them, instead of in a transaction of their own (the executor of an untracked run)."""
+        with self._deferring:
+            self._deferred[run_id] = []
+
+    def undefer_cache(self, run_id: str) -> None:
+        """Stop deferring; entries still waiting are written now."""
+        with self._deferring:
+            rows = self._deferred.pop(run_id, [])
+        if rows:
+            self._hot.write([(self._upsert_cache(), rows)])
+
+    def _take_deferred(self, run_id: str) -> list[dict[str, Any]]:
+        with self._deferring:
+            rows = self._deferred.get(run_id)
+            if not rows:
+                return []
+            self._deferred[run_id] = []
+            return rows
+
     def cache_record(self, entry: CacheEntry) -> None:
-        """Insert or replace a cache entry (two processes recording one key both succeed)."""
+        """Insert or replace a cache entry (two processes recording one key both succeed); of
+        a run whose entries are deferred (`defer_cache`), with the run's next write."""
         row = {
             "cache_key": entry.key, "pipeline": entry.pipeline, "step": entry.step,
             "outputs": json.dumps({k: v.model_dump() for k, v in entry.outputs.items()}),
             "metrics": dumps(entry.metrics), "run_id": entry.run_id,
             "mlflow_run_id": entry.mlflow_run_id, "created_at": entry.created_at,
         }  # fmt: skip
+        with self._deferring:
+            waiting = self._deferred.get(entry.run_id)
+            if waiting is not None:
+                waiting.append(row)
+                return
         self._hot.write([(self._upsert_cache(), row)])
 
     # -- rows ---------------------------------------------------------------------------------

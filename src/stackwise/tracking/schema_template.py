@@ -1,0 +1,75 @@
+"""A new SQLite tracking store as a copy of an empty MLflow schema kept per MLflow release.
+
+MLflow's first-time creation of a store (`_initialize_tables`: the initial tables, then every
+alembic migration, ~50) takes 1-2 s of a new project's first `stackwise run`; copying the
+same empty schema takes milliseconds. The first store created with a given MLflow release on
+this machine is built by MLflow itself, then copied (SQLite's online backup, before anything
+else is written to it) to `mlflow-schema-<release>.db` in stackwise's cache folder
+(`$STACKWISE_CACHE_DIR`, else `$XDG_CACHE_HOME/stackwise`, else `~/.cache/stackwise`). Later
+stores start as a copy of it, used only if it reads as complete at this MLflow's head
+revision; anything wrong with it (unreadable, another schema) means MLflow builds the store as
+before and the copy is replaced. A cache folder that cannot be written keeps no copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from stackwise.store_creation import copy_sqlite, remove_leftovers, sqlite_path
+
+
+def cache_folder() -> Path | None:
+    """stackwise's cache folder (see the module docstring); None without a home folder."""
+    if os.environ.get("STACKWISE_CACHE_DIR"):
+        return Path(os.environ["STACKWISE_CACHE_DIR"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "stackwise"
+    with contextlib.suppress(RuntimeError):  # no home folder to be found
+        return Path.home() / ".cache" / "stackwise"
+    return None
+
+
+def template_path() -> Path | None:
+    import mlflow.version
+
+    folder = cache_folder()
+    return folder / f"mlflow-schema-{mlflow.version.VERSION}.db" if folder else None
+
+
+def build(uri: str, initialize: Callable[[str], None], complete: Callable[[Path], bool]) -> None:
+    """Create the empty store at `uri` (a new `sqlite:///` file): from the kept schema when it
+    is `complete`, else by `initialize(uri)` (MLflow's creation), keeping a copy for next
+    time. Errors of `initialize` propagate; the copy's never do."""
+    target = sqlite_path(uri)
+    template = template_path()
+    if target is None or template is None:
+        initialize(uri)
+        return
+    if template.is_file() and _readable(template, complete):
+        try:
+            with (
+                contextlib.closing(sqlite3.connect(template)) as src,
+                contextlib.closing(sqlite3.connect(target)) as dst,
+            ):
+                src.backup(dst)
+            return
+        except sqlite3.Error:
+            target.unlink(missing_ok=True)  # MLflow builds it whole below
+    initialize(uri)
+    with contextlib.suppress(Exception):  # a read-only or full cache folder: no copy kept
+        template.parent.mkdir(parents=True, exist_ok=True)
+        # A killed keeper's temporary file goes (and so may a concurrent one's, whose keeping
+        # then fails quietly: one copy is enough).
+        remove_leftovers(template)
+        copy_sqlite(target, template)
+
+
+def _readable(template: Path, complete: Callable[[Path], bool]) -> bool:
+    try:
+        return complete(template)
+    except Exception:  # not a database, locked, another schema: MLflow builds the store
+        return False
