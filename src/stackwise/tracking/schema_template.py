@@ -14,7 +14,6 @@ before and the copy is replaced. A cache folder that cannot be written keeps no 
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -22,22 +21,17 @@ from pathlib import Path
 from stackwise.store_creation import copy_sqlite, remove_leftovers, sqlite_path
 
 
-def cache_folder() -> Path | None:
-    """stackwise's cache folder (see the module docstring); None without a home folder."""
-    if os.environ.get("STACKWISE_CACHE_DIR"):
-        return Path(os.environ["STACKWISE_CACHE_DIR"])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "stackwise"
-    with contextlib.suppress(RuntimeError):  # no home folder to be found
-        return Path.home() / ".cache" / "stackwise"
-    return None
-
-
 def template_path() -> Path | None:
+    """The kept schema of this MLflow release; None where no home folder can be found."""
     import mlflow.version
 
-    folder = cache_folder()
-    return folder / f"mlflow-schema-{mlflow.version.VERSION}.db" if folder else None
+    from stackwise.bundles import cache_dir  # where fetched code bundles are kept too
+
+    try:
+        folder = cache_dir()
+    except RuntimeError:  # Path.home(): no HOME and no password entry
+        return None
+    return folder / f"mlflow-schema-{mlflow.version.VERSION}.db"
 
 
 def build(uri: str, initialize: Callable[[str], None], complete: Callable[[Path], bool]) -> None:
