@@ -4,7 +4,9 @@ lock file that cannot be made leaves the threads of a process taking turns."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -105,3 +107,46 @@ def _threads_take_turns(turns: Turns) -> None:
     for t in threads:
         t.join()
     assert overlaps == []
+
+
+def test_a_forked_child_does_not_keep_its_parents_turn_after_the_parent_is_gone(
+    tmp_path: Path,
+) -> None:
+    """A process that dies holding the turn while a child it forked lives on (a step's
+    worker pool): the child's copy of the lock file must not keep the turn held."""
+    database = tmp_path / "store.db"
+    script = tmp_path / "holder.py"
+    script.write_text(textwrap.dedent(
+        """
+        import os, sys, time
+        from pathlib import Path
+        from stackwise.write_turns import write_turns
+
+        turns = write_turns(Path(sys.argv[1]))
+        with turns:  # the lock file is open and locked here
+            child = os.fork()
+            if child == 0:  # the child lives on, as a step's pool worker would
+                time.sleep(60)
+                os._exit(0)
+            Path(sys.argv[2]).write_text(str(child))
+            os._exit(0)  # the parent dies holding the turn
+        """
+    ))  # fmt: skip
+    pid_file = tmp_path / "child.pid"
+    subprocess.run([sys.executable, str(script), str(database), str(pid_file)], check=True,
+                   timeout=60)  # fmt: skip
+    try:
+        taken: list[bool] = []
+        waiter = threading.Thread(target=lambda: taken.append(_take(write_turns(database))))
+        waiter.daemon = True
+        waiter.start()
+        waiter.join(timeout=20)
+        assert taken == [True], "the turn stayed held by the dead holder's forked child"
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def _take(turns: Turns) -> bool:
+    with turns:
+        return True

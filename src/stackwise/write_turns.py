@@ -52,34 +52,51 @@ class Turns:
 
     def _forked(self) -> None:
         """In a forked child: another thread of the parent may have held the turn at the
-        fork, and the child shares the parent's open lock file, so it starts afresh."""
+        fork, and the child shares the parent's open lock file (and with it the parent's
+        lock, for as long as any copy of the descriptor is open), so it closes its copy and
+        starts afresh."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # the parent's own copy keeps the parent's lock
         self._threads = threading.Lock()
         self._fd, self._pid, self._held = None, 0, None
 
     def __enter__(self) -> None:
         self._threads.acquire()
         try:
-            fd = self._descriptor()
+            fd = self._held = self._descriptor()  # before the flock: released on any error
             if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            self._held = fd
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except OSError:  # a file system without flock (some network mounts)
+                    self._held = None
+                    self._abandon(fd)
         except BaseException:
-            self._threads.release()
+            self._release()
             raise
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._release()
+
+    def _release(self) -> None:
         try:
             if self._held is not None:
-                fcntl.flock(self._held, fcntl.LOCK_UN)
+                fcntl.flock(self._held, fcntl.LOCK_UN)  # harmless when not (yet) taken
         finally:
             self._held = None
             self._threads.release()
 
+    def _abandon(self, fd: int) -> None:
+        """The lock file cannot be locked here: this process's threads take turns only."""
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        self._fd = None
+
     def _descriptor(self) -> int | None:
         """This process's descriptor of the lock file, opened once per process (a forked child
-        shares its parent's open file, and with it the parent's lock: it opens its own)."""
+        opens its own, see `_forked`)."""
         if self._path is None or fcntl is None:
             return None
         if self._pid != os.getpid():

@@ -32,5 +32,6 @@ def test_soak_short(store: str, kills: int, intervals: int, races: int, tmp_path
          str(races), "--workdir", str(tmp_path), "--seed", "11"]
     )  # fmt: skip
     assert report.kills == kills
-    assert report.done == intervals, report.line()
+    assert report.intervals >= intervals  # more when the backfill ended before a kill
+    assert report.done == report.intervals, report.line()
     assert report.problems == 0, report.line()

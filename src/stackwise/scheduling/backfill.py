@@ -142,7 +142,13 @@ class Backfill:
         self.backfill_id = backfill_id or new_backfill_id()
         self.ledger = IntervalLedger(orchestrator.state)
         self._claiming = threading.Lock()
+        #: The claims lock of a SQLite state store, opened on first use.
         self._claim_turns: Turns | None = None
+        database = self.ledger.engine.url.database
+        if self.ledger.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+            from stackwise.write_turns import Turns
+
+            self._claim_turns = Turns(Path(f"{database}.claims.lock"))
         #: How the last `run` ran its intervals: "threads" (in this process) or "processes".
         self.mode: Mode = "threads"
         #: Worker processes only (True), threads only (False), or None: `workers` decides,
@@ -236,11 +242,8 @@ class Backfill:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
                 yield
         elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            if self._claim_turns is None:  # blocking flock(2): see stackwise.write_turns
-                from stackwise.write_turns import Turns
-
-                self._claim_turns = Turns(Path(f"{engine.url.database}.claims.lock"))
-            with self._claim_turns:
+            assert self._claim_turns is not None
+            with self._claim_turns:  # a blocking flock(2): see stackwise.write_turns
                 yield
         else:
             yield

@@ -114,8 +114,11 @@ def _open(spec: WorkerSpec) -> Backfill:
 
 
 def _run_one(
-    job: Backfill, conn: Connection, interval: Interval, cancel: threading.Event
+    job: Backfill, conn: Connection, body: Interval | dict[str, str], cancel: threading.Event
 ) -> None:
+    from stackwise.interval import Interval
+
+    interval = body if isinstance(body, Interval) else Interval.from_dict(body)
     outcome = guarded(job, interval, cancel)
     with contextlib.suppress(OSError, ValueError):
         conn.send(("outcome", outcome.to_dict() if outcome is not None else None))

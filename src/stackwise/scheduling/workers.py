@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import datetime as dt
 import os
 import pickle
 import queue
@@ -212,7 +213,7 @@ class _Dispatch:
             interval = self.pending[0]
             if idle is not None:
                 idle.busy = key(interval)
-                idle.send("run", interval)  # pickled whole: its datetimes keep their zone
+                idle.send("run", _portable(interval))
             elif len(self.local) < local_cap:
                 self.local.add(key(interval))
                 threading.Thread(target=self._run_here, args=(interval,), daemon=True).start()
@@ -352,6 +353,17 @@ def dispatch(
         run.stop_workers()
         job.mode = "processes" if any(w.ready for w in run.workers) else "threads"
     return run.outcomes
+
+
+def _portable(interval: Interval) -> Interval | dict[str, str]:
+    """`interval` as sent to a worker: whole (its datetimes keep their zone) when it pickles
+    and its zone can be found by name again (the zones schedules make), else as ISO text."""
+    tz = interval.logical_date.tzinfo
+    if tz is None or getattr(tz, "key", None) or tz is dt.UTC:
+        with contextlib.suppress(Exception):
+            pickle.dumps(interval)
+            return interval
+    return interval.to_dict()
 
 
 def _wait_all(processes: list[subprocess.Popen[bytes]], timeout: float) -> None:

@@ -44,15 +44,18 @@ def build(uri: str, initialize: Callable[[str], None], complete: Callable[[Path]
         initialize(uri)
         return
     if template.is_file() and _readable(template, complete):
+        read_only = f"{template.as_uri()}?mode=ro"  # one removed meanwhile is not made empty
         try:
             with (
-                contextlib.closing(sqlite3.connect(template)) as src,
+                contextlib.closing(sqlite3.connect(read_only, uri=True)) as src,
                 contextlib.closing(sqlite3.connect(target)) as dst,
             ):
                 src.backup(dst)
-            return
         except sqlite3.Error:
-            target.unlink(missing_ok=True)  # MLflow builds it whole below
+            pass
+        if _readable(target, complete):  # what was copied, checked (not only what was read)
+            return
+        target.unlink(missing_ok=True)  # MLflow builds it whole below
     initialize(uri)
     with contextlib.suppress(Exception):  # a read-only or full cache folder: no copy kept
         template.parent.mkdir(parents=True, exist_ok=True)
