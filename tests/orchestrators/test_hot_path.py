@@ -35,6 +35,24 @@ def pipe() -> None:
     one()
 """
 
+CHAIN = textwrap.dedent(
+    """
+    import stackwise as sw
+
+    @sw.step
+    def first() -> int:
+        return 1
+
+    @sw.step
+    def second(x: int) -> int:
+        return x + 1
+
+    @sw.pipeline
+    def chain() -> None:
+        second(first())
+    """
+)
+
 
 def test_secrets_of_the_environment_follow_every_change(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HOTPATH_API_TOKEN", raising=False)
@@ -113,21 +131,7 @@ def test_a_forked_child_writes_on_a_connection_of_its_own(project: Path) -> None
 
 def test_a_run_records_every_step_once_it_ends(project: Path) -> None:
     """Outcomes are written with the next turn of the loop: none may be left unwritten."""
-    (project / "chain.py").write_text(textwrap.dedent("""
-        import stackwise as sw
-
-        @sw.step
-        def first() -> int:
-            return 1
-
-        @sw.step
-        def second(x: int) -> int:
-            return x + 1
-
-        @sw.pipeline
-        def chain() -> None:
-            second(first())
-    """))  # fmt: skip
+    (project / "chain.py").write_text(CHAIN)
     orchestrator = LocalOrchestrator(StackConfig(base_dir=project, tracking=False))
     record = orchestrator.run(loader.load_pipeline(f"{project / 'chain.py'}:chain"))
     stored = orchestrator.get_run(record.run_id)
@@ -163,23 +167,9 @@ def test_deferred_cache_entries_commit_with_their_runs_next_write(project: Path)
 
 
 def test_an_untracked_run_leaves_a_cache_entry_for_every_step(project: Path) -> None:
-    (project / "pair.py").write_text(textwrap.dedent("""
-        import stackwise as sw
-
-        @sw.step
-        def first() -> int:
-            return 1
-
-        @sw.step
-        def second(x: int) -> int:
-            return x + 1
-
-        @sw.pipeline
-        def pair() -> None:
-            second(first())
-    """))  # fmt: skip
+    (project / "chain.py").write_text(CHAIN)
     orchestrator = LocalOrchestrator(StackConfig(base_dir=project, tracking=False))
-    pipeline = loader.load_pipeline(f"{project / 'pair.py'}:pair")
+    pipeline = loader.load_pipeline(f"{project / 'chain.py'}:chain")
     orchestrator.run(pipeline)
     again = orchestrator.run(pipeline)
     assert {n: s.cached for n, s in orchestrator.get_run(again.run_id).steps.items()} == {
