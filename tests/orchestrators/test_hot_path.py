@@ -90,12 +90,19 @@ def test_a_changed_step_gets_a_new_version_and_ref_after_forget(project: Path) -
     assert after.nodes["one"].definition.fn() == 2
 
 
-def test_the_held_connection_recovers_from_a_failed_write(project: Path) -> None:
+def _store_with_run(project: Path, *steps: str) -> tuple[StateStore, RunRecord]:
+    """A state store in `project` holding one RUNNING run "r1" of `steps`; its connection is
+    open from here."""
     store = StateStore(f"sqlite:///{project / 'state.db'}", project)
     run = RunRecord(run_id="r1", pipeline="p", pipeline_ref="p.py:p", pipeline_version="v",
                     params={}, created_at=0.0, status="RUNNING", artifact_root="art",
-                    steps={"a": StepRecord("a")})  # fmt: skip
-    store.create_run(run, ["a"])
+                    steps={name: StepRecord(name) for name in steps})  # fmt: skip
+    store.create_run(run, list(steps))
+    return store, run
+
+
+def test_the_held_connection_recovers_from_a_failed_write(project: Path) -> None:
+    store, run = _store_with_run(project, "a")
     with pytest.raises(Exception, match="UNIQUE"):
         store.create_run(run, ["a"])  # the same run twice: the transaction fails whole
     record = StepRecord("a", status="SUCCEEDED", attempt=1, code_version="x")
@@ -109,11 +116,7 @@ def test_the_held_connection_recovers_from_a_failed_write(project: Path) -> None
 
 
 def test_a_forked_child_writes_on_a_connection_of_its_own(project: Path) -> None:
-    store = StateStore(f"sqlite:///{project / 'state.db'}", project)
-    run = RunRecord(run_id="r1", pipeline="p", pipeline_ref="p.py:p", pipeline_version="v",
-                    params={}, created_at=0.0, status="RUNNING", artifact_root="art",
-                    steps={"a": StepRecord("a"), "b": StepRecord("b")})  # fmt: skip
-    store.create_run(run, ["a", "b"])  # the parent's connection is open from here
+    store, _ = _store_with_run(project, "a", "b")
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child)
         code = 1
@@ -147,11 +150,7 @@ def _entry(run_id: str, key: str) -> CacheEntry:
 
 
 def test_deferred_cache_entries_commit_with_their_runs_next_write(project: Path) -> None:
-    store = StateStore(f"sqlite:///{project / 'state.db'}", project)
-    run = RunRecord(run_id="r1", pipeline="p", pipeline_ref="p.py:p", pipeline_version="v",
-                    params={}, created_at=0.0, status="RUNNING", artifact_root="art",
-                    steps={"a": StepRecord("a")})  # fmt: skip
-    store.create_run(run, ["a"])
+    store, _ = _store_with_run(project, "a")
     store.defer_cache("r1")
     store.cache_record(_entry("r1", "k1"))
     store.cache_record(_entry("other-run", "k2"))  # not deferred: written at once
