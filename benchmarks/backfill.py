@@ -2,12 +2,20 @@
 pipeline, tracking on (MLflow on SQLite), for --parallel 1 and --parallel 2, next to the raw
 MLflow floor measured in the same process.
 
-    python benchmarks/backfill.py [--days 365] [--repeat 3] [--server] [--threads]
+    python benchmarks/backfill.py [--days 365] [--repeat 3] [--server [--gunicorn]] [--threads]
 
 `--server` tracks to a real `mlflow server` whose backend store is a fresh PostgreSQL database
 (127.0.0.1:5432, trust auth), with the state store in another fresh database; both are dropped
-at the end. `--threads` runs `--parallel 2` on threads of this process instead of worker
-processes (what a pipeline without a loadable reference gets), for comparison.
+at the end. The server runs 4 workers, its job runners off (SERVER_ENV), under uvicorn
+(MLflow's default) or, with `--gunicorn`, gunicorn's sync workers. It prints, per sample, the
+busiest server worker's share of the server's CPU. Finding (2026-11-30): under uvicorn a
+client's keep-alive connection stays with the worker that accepted it, and the backfill's two
+processes often landed on one worker, which then served both intervals at once (`--parallel 2`
+samples of 53.8, 38.4 and 57.2 s with shares 0.99, 0.53 and 0.99); gunicorn's sync workers
+take one request per connection, so every request goes to an idle worker (33.3-35.8 s,
+shares 0.27-0.28).
+`--threads` runs `--parallel 2` on threads of this process instead of worker processes (what
+a pipeline without a loadable reference gets), for comparison.
 
 Each interval is one MLflow parent run plus one child run per step (3 tracked calls each), and
 its own state-store record and ledger row. The floor is what MLflow alone costs for the same
@@ -70,6 +78,11 @@ PIPELINE = textwrap.dedent(
 AIRFLOW_S_PER_INTERVAL = 2.2
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 SERVER_WORKERS = 4
+#: The server tracks and does nothing else. MLflow 3's server also starts its job runners by
+#: default (7 Huey consumer processes for GenAI jobs here), which poll whether or not there is
+#: work: they took ~0.4 of this machine's 2 cores all along, a third of what --parallel 2 has
+#: to spare. A tracking-only deployment turns them off the same way.
+SERVER_ENV = {"MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def mlflow_floor_s(uri: str, folder: Path, intervals: int, sample_no: int = 0) -> float:
@@ -177,9 +190,13 @@ def _cpu_s() -> float:
 
 
 @contextlib.contextmanager
-def postgres_server(folder: Path) -> Iterator[tuple[str, Callable[[str], str]]]:
-    """A real `mlflow server` on a fresh PostgreSQL database, and a maker of fresh state
-    store databases; everything is stopped and dropped on the way out."""
+def postgres_server(
+    folder: Path, gunicorn: bool = False
+) -> Iterator[tuple[str, Callable[[str], str], Callable[[], dict[int, float]]]]:
+    """A real `mlflow server` on a fresh PostgreSQL database (served by uvicorn, MLflow's
+    default, or by gunicorn's sync workers), a maker of fresh state store databases, and a
+    reader of the CPU seconds each of the server's worker processes has used so far;
+    everything is stopped and dropped on the way out."""
     import sqlalchemy as sa
 
     admin = sa.create_engine(f"{PG}/test", isolation_level="AUTOCOMMIT")
@@ -198,14 +215,15 @@ def postgres_server(folder: Path) -> Iterator[tuple[str, Callable[[str], str]]]:
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", database("mlflow"),
          "--artifacts-destination", str(folder / "server-artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(SERVER_WORKERS)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+         "--port", str(port), "--workers", str(SERVER_WORKERS),
+         *(["--gunicorn-opts", "--worker-class=sync"] if gunicorn else [])],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **SERVER_ENV},
         start_new_session=True,
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:
         _wait_http(uri + "/health", server, folder / "server.log")
-        yield uri, lambda which: database(f"state{which}")
+        yield uri, lambda which: database(f"state{which}"), lambda: _workers_cpu_s(server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -218,6 +236,37 @@ def postgres_server(folder: Path) -> Iterator[tuple[str, Callable[[str], str]]]:
             for name in made:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _workers_cpu_s(root: int) -> dict[int, float]:
+    """CPU seconds used so far by each process under `root` that has no child of its own (the
+    server's workers: `mlflow server` starts uvicorn or gunicorn, which starts them), by pid
+    (Linux /proc)."""
+    tick, parents, cpu = os.sysconf("SC_CLK_TCK"), {}, {}
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[pid] = int(fields[1])  # fields: state, ppid, ..., utime (11), stime (12)
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+
+    def under_root(pid: int) -> bool:
+        while pid in parents and pid != root:
+            pid = parents[pid]
+        return pid == root
+
+    has_child = set(parents.values())
+    return {p: t for p, t in cpu.items() if p != root and p not in has_child and under_root(p)}
+
+
+def _busiest_share(before: dict[int, float], after: dict[int, float]) -> float:
+    """Of the CPU the server's workers used between two readings, the share of the busiest
+    one (a worker that started or ended in between is left out): 1/workers when requests
+    spread evenly, 1.0 when one worker served them all."""
+    used = [after[p] - before[p] for p in before.keys() & after.keys()]
+    return max(used) / sum(used) if used and sum(used) > 0 else 0.0
 
 
 def _free_port() -> int:
@@ -244,6 +293,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--server", action="store_true", help="mlflow server on PostgreSQL")
+    parser.add_argument("--gunicorn", action="store_true",
+                        help="with --server: serve with gunicorn's sync workers")  # fmt: skip
     parser.add_argument("--threads", action="store_true", help="--parallel 2 on threads")
     parser.add_argument("--repeat", type=int, default=3, help="samples of each, alternated")
     args = parser.parse_args()
@@ -255,7 +306,9 @@ def main() -> int:
         (folder / "bench_daily.py").write_text(PIPELINE)
         with contextlib.ExitStack() as stack:
             if args.server:
-                uri, state_db = stack.enter_context(postgres_server(folder))
+                uri, state_db, workers_cpu = stack.enter_context(
+                    postgres_server(folder, args.gunicorn)
+                )
 
                 def floor_s(i: int) -> float:
                     return mlflow_floor_s(uri, folder, args.days, i)
@@ -272,15 +325,25 @@ def main() -> int:
                 def config(p: int, i: int) -> dict[str, Any]:
                     return {}
 
-            floors, samples = [], []
+                def workers_cpu() -> dict[int, float]:
+                    return {}
+
+            floors, samples, shares = [], [], []
             for i in range(args.repeat):  # alternated: a machine that slows down slows all
                 floors.append(floor_s(i))
                 for p in (1, 2):
+                    before = workers_cpu()
                     sample = backfill_s(folder, p, args.days, config(p, i), not args.threads, i)
                     samples.append((p, *sample))
+                    shares.append((p, _busiest_share(before, workers_cpu())))
     floor = statistics.median(floors)
     rows = [_median_row([s for s in samples if s[0] == p]) for p in (1, 2)]
-    where = "an mlflow server on PostgreSQL" if args.server else "the embedded stores"
+    served = "gunicorn sync workers" if args.gunicorn else "uvicorn, MLflow's default"
+    where = (
+        f"an mlflow server on PostgreSQL ({SERVER_WORKERS} workers: {served}; job runners off)"
+        if args.server
+        else "the embedded stores"
+    )
     print(f"stores: {where}")
     print(f"MLflow floor per interval (1 parent + 3 child runs): {floor * 1000:.0f} ms")
     print(f"{'parallel':>8} {'wall':>9} {'ok':>5} {'intervals/s':>12} {'per interval':>13} "
@@ -304,6 +367,9 @@ def main() -> int:
     for p in (1, 2):
         walls = " ".join(f"{s[1]:.1f}" for s in samples if s[0] == p)
         print(f"--parallel {p} samples (wall s, in order): {walls}")
+        if args.server:
+            held = " ".join(f"{share:.2f}" for q, share in shares if q == p)
+            print(f"  busiest server worker's share of the server's CPU, per sample: {held}")
     print("floor samples (ms): " + " ".join(f"{f * 1000:.0f}" for f in floors))
     print("(cpu: CPU time of the backfill and its worker processes. busy: cores of the machine "
           "busy on average, whoever used them (an mlflow server and PostgreSQL included). "

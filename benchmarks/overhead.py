@@ -10,6 +10,12 @@ everything measured is stackwise plus MLflow. Raw MLflow = create_run + log_batc
 set_terminated on a SQLite store with MLflow's default settings, the three calls stackwise
 makes per tracked step, written by hand.
 
+The machine this runs on drifts in speed by a third within minutes (raw samples of 17 to 34 ms
+in one run on 2026-11-30), so the samples are taken in turns, round after round: before each
+stackwise sample (one whole run), a raw sample (the median of RAW_RUNS runs). A ratio printed
+is the median, over the rounds, of a stackwise sample over the raw sample taken just before
+it; the ms figures are plain medians.
+
 Targets (issue "Faster than hand-written MLflow logging"): tracked overhead per step <= 0.8 x
 raw MLflow on the embedded default (`durability: normal`: WAL, synchronous=NORMAL on the store
 stackwise owns); untracked overhead <= 1 ms per step. `durability: full` (MLflow's own full
@@ -45,6 +51,8 @@ import textwrap
 import time
 from pathlib import Path
 
+RAW_RUNS = 20  # runs in one raw MLflow sample
+
 PIPELINES = textwrap.dedent(
     """
     import stackwise as sw
@@ -76,50 +84,61 @@ PIPELINES = textwrap.dedent(
 )
 
 
-def raw_mlflow_ms(folder: Path, runs: int) -> float:
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
+class RawMlflow:
+    """The three MLflow calls written by hand, on a SQLite store with MLflow's defaults."""
 
-    client = MlflowClient(f"sqlite:///{folder / 'raw.db'}")
-    exp = client.create_experiment("raw", artifact_location=(folder / "raw").as_uri())
-    samples = []
-    for i in range(runs + 5):
-        t0 = time.perf_counter()
-        run = client.create_run(exp, tags={"mlflow.parentRunId": "x", "k": "v"})
-        client.log_batch(
-            run.info.run_id,
-            metrics=[Metric("m", 1.0, int(time.time() * 1000), 0)],
-            params=[Param("p", "1")],
-            tags=[RunTag("t", "v")],
+    def __init__(self, folder: Path) -> None:
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(f"sqlite:///{folder / 'raw.db'}")
+        self.exp = self.client.create_experiment("raw", artifact_location=(folder / "raw").as_uri())
+        self.sample(5)  # warm-up: imports, schema, first statements
+
+    def sample(self, runs: int) -> float:
+        """Median ms of one run (create_run + log_batch + set_terminated) over `runs`."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        client, times = self.client, []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            run = client.create_run(self.exp, tags={"mlflow.parentRunId": "x", "k": "v"})
+            client.log_batch(
+                run.info.run_id,
+                metrics=[Metric("m", 1.0, int(time.time() * 1000), 0)],
+                params=[Param("p", "1")],
+                tags=[RunTag("t", "v")],
+            )
+            client.set_terminated(run.info.run_id)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1000
+
+
+class StackwiseRuns:
+    """One pipeline on the embedded orchestrator with one stack setting, warmed up."""
+
+    def __init__(
+        self, folder: Path, name: str, tracking: bool, parallel: int, durability: str = "normal"
+    ) -> None:
+        from stackwise.authoring.loader import load_pipeline
+        from stackwise.config import StackConfig
+        from stackwise.orchestrators.local import LocalOrchestrator
+
+        sub = folder / f"{name}-{'on' if tracking else 'off'}-{durability}"
+        sub.mkdir()
+        stack = StackConfig(
+            base_dir=sub, tracking=tracking, max_parallel=parallel, durability=durability
         )
-        client.set_terminated(run.info.run_id)
-        if i >= 5:  # warm-up excluded
-            samples.append(time.perf_counter() - t0)
-    return statistics.median(samples) * 1000
+        self.orchestrator = LocalOrchestrator(stack)
+        self.pipeline = load_pipeline(f"{folder / 'bench_pipelines.py'}:{name}")
+        self.sample()  # warm-up: imports, DB schema, experiment
 
-
-def stackwise_ms(
-    folder: Path, name: str, tracking: bool, repeat: int, parallel: int, durability: str = "normal"
-) -> float:
-    from stackwise.authoring.loader import load_pipeline
-    from stackwise.config import StackConfig
-    from stackwise.orchestrators.local import LocalOrchestrator
-
-    sub = folder / f"{name}-{'on' if tracking else 'off'}-{durability}"
-    sub.mkdir()
-    stack = StackConfig(
-        base_dir=sub, tracking=tracking, max_parallel=parallel, durability=durability
-    )
-    orchestrator = LocalOrchestrator(stack)
-    pipeline = load_pipeline(f"{folder / 'bench_pipelines.py'}:{name}")
-    orchestrator.run(pipeline, use_cache=False)  # warm-up: imports, DB schema, experiment
-    samples = []
-    for _ in range(repeat):
+    def sample(self) -> float:
+        """ms per step of one whole run, cache off."""
         t0 = time.perf_counter()
-        record = orchestrator.run(pipeline, use_cache=False)
-        samples.append(time.perf_counter() - t0)
+        record = self.orchestrator.run(self.pipeline, use_cache=False)
+        elapsed = time.perf_counter() - t0
         assert record.status == "SUCCEEDED", record.error
-    return statistics.median(samples) * 1000 / len(pipeline.order)
+        return elapsed * 1000 / len(self.pipeline.order)
 
 
 def main() -> int:
@@ -129,25 +148,46 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    names, kinds = ("chain20", "fanout50"), ("off", "on", "full")
     with tempfile.TemporaryDirectory(prefix="stackwise-bench-") as tmp:
         folder = Path(tmp)
         (folder / "bench_pipelines.py").write_text(PIPELINES)
-        raw = raw_mlflow_ms(folder, runs=100)
-        rows = []
-        for name in ("chain20", "fanout50"):
-            off = stackwise_ms(folder, name, False, args.repeat, args.max_parallel)
-            on = stackwise_ms(folder, name, True, args.repeat, args.max_parallel)
-            full = stackwise_ms(folder, name, True, args.repeat, args.max_parallel, "full")
-            rows.append((name, off, on, full))
-    print(f"raw MLflow run (create_run + log_batch + set_terminated, default SQLite): {raw:.1f} ms")
+        raw = RawMlflow(folder)
+        setups = {
+            (name, kind): StackwiseRuns(
+                folder,
+                name,
+                kind != "off",
+                args.max_parallel,
+                "full" if kind == "full" else "normal",
+            )
+            for name in names
+            for kind in kinds
+        }
+        raws: list[float] = []
+        ms: dict[tuple[str, str], list[float]] = {k: [] for k in setups}
+        ratios: dict[tuple[str, str], list[float]] = {k: [] for k in setups}
+        for _ in range(args.repeat):  # in turns: a machine that slows down slows all alike
+            for k, setup in setups.items():
+                before = raw.sample(RAW_RUNS)
+                raws.append(before)
+                ms[k].append(setup.sample())
+                ratios[k].append(ms[k][-1] / before)
+    med = statistics.median
+    print(f"raw MLflow run (create_run + log_batch + set_terminated, default SQLite): "
+          f"{med(raws):.1f} ms (median of {len(raws)} samples of {RAW_RUNS} runs, "
+          f"{min(raws):.1f}-{max(raws):.1f})")  # fmt: skip
     print(f"{'pipeline':<10} {'untracked':>10} {'<= 1 ms':>8} {'tracked':>10} {'/ raw':>6} "
           f"{'<= 0.8':>7} {'full sync':>10} {'/ raw':>6}")  # fmt: skip
-    for name, off, on, full in rows:
+    for name in names:
+        off, on, full = (med(ms[(name, kind)]) for kind in kinds)
+        on_ratio, full_ratio = med(ratios[(name, "on")]), med(ratios[(name, "full")])
         print(f"{name:<10} {off:>7.2f} ms {_verdict(off <= 1.0):>8} {on:>7.2f} ms "
-              f"{on / raw:>6.2f} {_verdict(on / raw <= 0.8):>7} {full:>7.2f} ms "
-              f"{full / raw:>6.2f}")  # fmt: skip
+              f"{on_ratio:>6.2f} {_verdict(on_ratio <= 0.8):>7} {full:>7.2f} ms "
+              f"{full_ratio:>6.2f}")  # fmt: skip
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, max_parallel {args.max_parallel}"
+        f"; / raw: median of {args.repeat} ratios, each to a raw sample taken just before"
     )
     return 0
 
