@@ -220,7 +220,7 @@ class RunLayout:
             self.tracker.close_open_children(target.experiment_id, target.parent_run_id, leftover)
         final = "FINISHED" if status == "SUCCEEDED" else status
         self.tracker.log(target.parent_run_id, tags={T.STATUS: status})
-        self.tracker.end_run(target.parent_run_id, final)
+        self.tracker.end_run(target.parent_run_id, final, release_connection=True)
 
     def reopen_parent(self, target: TrackingTarget) -> None:
         """Before resuming: close leftover children as KILLED and mark the parent RUNNING."""

@@ -233,8 +233,15 @@ class MlflowTracker:
     def log_json(self, run_id: str, data: Any, path: str) -> None:
         self.client.log_dict(run_id, data, path)
 
-    def end_run(self, run_id: str, status: str) -> None:
+    def end_run(self, run_id: str, status: str, *, release_connection: bool = False) -> None:
+        """Terminate `run_id`. `release_connection` (a pipeline run's parent): a tracking
+        server is asked to close this process's connection after this request, so the next
+        pipeline run may go to another server worker (see `stackwise.tracking.reconnect`)."""
         client = self.client
+        if release_connection and self.uri.startswith(("http://", "https://")):
+            from stackwise.tracking.reconnect import let_go_after_next_request
+
+            let_go_after_next_request()
         with self._writing:
             client.set_terminated(run_id, status=status, end_time=int(time.time() * 1000))
 
