@@ -218,20 +218,25 @@ class Backfill:
         from stackwise.orchestrators.base import new_run_id
 
         name = self.pipeline.name
-        with self._claims_lock():
+        k = key(interval)
+        with self._claims_lock() as conn:  # on PostgreSQL: the whole claim, one transaction
             if within_limit and self.max_active_runs is not None:
-                own = self.ledger.rows(name, logical_date=key(interval)).get(key(interval))
+                own = self.ledger.rows(name, logical_date=k, conn=conn).get(k)
                 wanted = decide(own, self.reprocess).action != "skip"
-                if wanted and self.ledger.running(name) >= self.max_active_runs:
+                if wanted and self.ledger.running(name, conn=conn) >= self.max_active_runs:
                     return None
             run_id = new_run_id()
-            decision = self.ledger.claim(name, interval, self.reprocess, run_id, self.backfill_id)
+            decision = self.ledger.claim(
+                name, interval, self.reprocess, run_id, self.backfill_id, conn=conn
+            )
         return run_id, decision
 
     @contextlib.contextmanager
-    def _claims_lock(self) -> Iterator[None]:
+    def _claims_lock(self) -> Iterator[Any]:
         """Mutual exclusion between processes: a transaction-scoped advisory lock on
-        PostgreSQL, a file lock beside a SQLite database (always on this host)."""
+        PostgreSQL, a file lock beside a SQLite database (always on this host). Yields the
+        lock's connection on PostgreSQL (the claim reads and writes in the lock's
+        transaction, committed when the block ends), None elsewhere."""
         import sqlalchemy as sa
 
         engine = self.ledger.engine
@@ -240,13 +245,13 @@ class Backfill:
             lock_id = int.from_bytes(digest.digest()[:8], "big", signed=True)
             with engine.begin() as conn:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
-                yield
+                yield conn
         elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             assert self._claim_turns is not None
             with self._claim_turns:  # a blocking flock(2): see stackwise.write_turns
-                yield
+                yield None
         else:
-            yield
+            yield None
 
     def _run_claimed(
         self, interval: Interval, run_id: str, decision: Decision, cancel: threading.Event

@@ -132,10 +132,17 @@ class IntervalLedger:
         add_missing_columns(self.engine, [self.table])
 
     def rows(
-        self, pipeline: str, *, status: str | None = None, logical_date: str | None = None
+        self,
+        pipeline: str,
+        *,
+        status: str | None = None,
+        logical_date: str | None = None,
+        conn: Any = None,
     ) -> dict[str, IntervalRow]:
         """The pipeline's rows by logical date (only those with `status`, or the one of
-        `logical_date`, when given: a backfill's claims read a few rows, not the history)."""
+        `logical_date`, when given: a backfill's claims read a few rows, not the history).
+        `conn`: read in the caller's transaction (a claim under its lock), else on a
+        connection of its own."""
         import sqlalchemy as sa
 
         t = self.table
@@ -144,8 +151,10 @@ class IntervalLedger:
             query = query.where(t.c.status == status)
         if logical_date is not None:
             query = query.where(t.c.logical_date == logical_date)
-        with self.engine.connect() as conn:
+        if conn is not None:
             return {r.logical_date: self._row(r) for r in conn.execute(query).all()}
+        with self.engine.connect() as own:
+            return {r.logical_date: self._row(r) for r in own.execute(query).all()}
 
     def claim(
         self,
@@ -154,51 +163,80 @@ class IntervalLedger:
         reprocess: Reprocess,
         run_id: str,
         backfill_id: str | None,
+        *,
+        conn: Any = None,
     ) -> Decision:
         """Decide and take ownership atomically. A `run` decision records `run_id` as the
-        interval's run; a `resume` keeps the earlier run id. `skip` changes nothing."""
+        interval's run; a `resume` keeps the earlier run id. `skip` changes nothing.
+
+        `conn`: read and write in the caller's transaction (a backfill's claim, under its
+        lock: one transaction on PostgreSQL instead of five); the caller commits. Without
+        it, each try reads and writes in a transaction of its own."""
+        for _ in range(3):  # lost a race: read again and decide again
+            if conn is not None:
+                decision, won = self._try_claim(conn, pipeline, interval, reprocess, run_id,
+                                                backfill_id)  # fmt: skip
+            else:
+                with self.turns, self.engine.begin() as own:
+                    decision, won = self._try_claim(own, pipeline, interval, reprocess, run_id,
+                                                    backfill_id)  # fmt: skip
+            if won:
+                return decision
+        return Decision("skip", "claimed by another process")
+
+    def _try_claim(
+        self,
+        conn: Any,
+        pipeline: str,
+        interval: Interval,
+        reprocess: Reprocess,
+        run_id: str,
+        backfill_id: str | None,
+    ) -> tuple[Decision, bool]:
+        """One read-decide-write on `conn`: (decision, True) when it stands (a skip, or the
+        row taken), (decision, False) when another process changed the row in between. Never
+        raises on that race (an insert that finds the row there inserts nothing), so a
+        caller's transaction stays usable for the next try."""
         import sqlalchemy as sa
 
         k = key(interval)
         t = self.table
-        for _ in range(3):  # lost a race: read again and decide again
-            with self.engine.connect() as conn:
-                found = conn.execute(
-                    sa.select(t).where((t.c.pipeline == pipeline) & (t.c.logical_date == k))
-                ).first()
-            row = self._row(found) if found is not None else None
-            decision = decide(row, reprocess)
-            if decision.action == "skip":
-                return decision
-            me = current_identity()
-            owner = {"host": me.host, "pid": me.pid, "pid_start": me.start,
-                     "updated_at": time.time()}  # fmt: skip
-            new_run = run_id if decision.action == "run" else decision.run_id
-            values = {"status": "RUNNING", "run_id": new_run, "backfill_id": backfill_id, **owner}
-            try:
-                with self.turns, self.engine.begin() as conn:
-                    if row is None:
-                        conn.execute(
-                            t.insert().values(
-                                pipeline=pipeline, logical_date=k,
-                                interval_start=interval.data_interval_start.isoformat(),
-                                interval_end=interval.data_interval_end.isoformat(), version=1,
-                                **values,
-                            )
-                        )  # fmt: skip
-                        return decision
-                    # Optimistic: only if nobody changed the row since we read it.
-                    cond = (
-                        (t.c.pipeline == pipeline)
-                        & (t.c.logical_date == k)
-                        & (t.c.version == row.version)
-                    )
-                    update = t.update().where(cond).values(version=row.version + 1, **values)
-                    if conn.execute(update).rowcount == 1:
-                        return decision
-            except sa.exc.IntegrityError:
-                continue
-        return Decision("skip", "claimed by another process")
+        found = conn.execute(
+            sa.select(t).where((t.c.pipeline == pipeline) & (t.c.logical_date == k))
+        ).first()
+        row = self._row(found) if found is not None else None
+        decision = decide(row, reprocess)
+        if decision.action == "skip":
+            return decision, True
+        me = current_identity()
+        new_run = run_id if decision.action == "run" else decision.run_id
+        values = {"status": "RUNNING", "run_id": new_run, "backfill_id": backfill_id,
+                  "host": me.host, "pid": me.pid, "pid_start": me.start,
+                  "updated_at": time.time()}  # fmt: skip
+        if row is None:
+            return decision, self._insert_if_absent(conn, {
+                "pipeline": pipeline, "logical_date": k,
+                "interval_start": interval.data_interval_start.isoformat(),
+                "interval_end": interval.data_interval_end.isoformat(), "version": 1, **values,
+            })  # fmt: skip
+        # Optimistic: only if nobody changed the row since we read it.
+        cond = (t.c.pipeline == pipeline) & (t.c.logical_date == k) & (t.c.version == row.version)
+        update = t.update().where(cond).values(version=row.version + 1, **values)
+        return decision, conn.execute(update).rowcount == 1
+
+    def _insert_if_absent(self, conn: Any, row: dict[str, Any]) -> bool:
+        """INSERT ... ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike); True if the row
+        went in. PostgreSQL's driver reports no row count for it, so there the statement
+        returns the inserted key; SQLite's count is exact (and RETURNING needs 3.35+)."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(self.table).values(**row).on_conflict_do_nothing()
+            return conn.execute(stmt.returning(self.table.c.pipeline)).first() is not None
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        plain = sqlite_insert(self.table).values(**row).on_conflict_do_nothing()
+        return bool(conn.execute(plain).rowcount == 1)
 
     def finish(self, pipeline: str, interval: Interval, run_id: str, status: str) -> None:
         """Record the outcome, only if this process still owns the interval."""
@@ -255,9 +293,10 @@ class IntervalLedger:
         with self.engine.connect() as conn:
             return [self._row(r) for r in conn.execute(query).all()]
 
-    def running(self, pipeline: str) -> int:
-        """Intervals of `pipeline` running now in live processes."""
-        return sum(1 for r in self.rows(pipeline, status="RUNNING").values() if r.owner_alive)
+    def running(self, pipeline: str, *, conn: Any = None) -> int:
+        """Intervals of `pipeline` running now in live processes (`conn`: as for `rows`)."""
+        rows = self.rows(pipeline, status="RUNNING", conn=conn)
+        return sum(1 for r in rows.values() if r.owner_alive)
 
     @staticmethod
     def _row(r: Any) -> IntervalRow:
