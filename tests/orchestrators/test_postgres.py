@@ -165,3 +165,20 @@ def test_state_store_on_postgres_run_and_resume(
     again = LocalOrchestrator(stack).run(stackwise.load_pipeline(ref))
     assert {n: s.cached for n, s in again.steps.items()} == {"prepare": True, "fit": True}
     assert again.run_id != failed.run_id
+
+
+def test_cache_lookups_on_a_postgres_state_store_leave_transactions_alone(pg_url: str) -> None:
+    """Lookups read in autocommit (one round trip); the pooled connection they used must
+    come back transactional: a later transaction that fails is rolled back whole."""
+    from stackwise.caching import CacheEntry
+
+    state = StateStore(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    key = uuid.uuid4().hex * 2
+    assert state.cache_lookup(key) is None
+    state.cache_record(CacheEntry(key=key, pipeline="pipe", step="s", outputs={}, run_id="run-a"))
+    found = state.cache_lookup(key)
+    assert found is not None and found.run_id == "run-a"
+    with pytest.raises(RuntimeError), state.engine.begin() as conn:
+        conn.execute(state.cache.delete().where(state.cache.c.cache_key == key))
+        raise RuntimeError("abandon the transaction")
+    assert state.cache_lookup(key) is not None

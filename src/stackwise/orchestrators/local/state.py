@@ -147,6 +147,13 @@ class StateStore:
         #: process and, on SQLite, across the processes of this host (stackwise.write_turns).
         self.turns = write_turns(sqlite_path(self.url) if sqlite else None)
         self._hot = HotWriter(self.engine, self.turns)
+        #: Single-statement reads (a cache lookup): on PostgreSQL in autocommit, one round
+        #: trip each instead of BEGIN, SELECT and ROLLBACK.
+        self._reads = (
+            self.engine
+            if sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         #: Cache rows waiting for their run's next write, by run id (see `defer_cache`).
         self._deferred: dict[str, list[dict[str, Any]]] = {}
         self._deferring = threading.Lock()
@@ -302,7 +309,7 @@ class StateStore:
         """The earlier success with this cache key, if any."""
         import sqlalchemy as sa
 
-        with self.engine.connect() as conn:
+        with self._reads.connect() as conn:
             row = conn.execute(sa.select(self.cache).where(self.cache.c.cache_key == key)).first()
         if row is None:
             return None
