@@ -13,7 +13,8 @@ client's keep-alive connection stays with the worker that accepted it, and the b
 processes often landed on one worker, which then served both intervals at once (`--parallel 2`
 samples of 53.8, 38.4 and 57.2 s with shares 0.99, 0.53 and 0.99); gunicorn's sync workers
 take one request per connection, so every request goes to an idle worker (33.3-35.8 s,
-shares 0.27-0.28).
+shares 0.27-0.28). Since then stackwise lets the connection go after each pipeline run
+(stackwise.tracking.reconnect): under uvicorn the shares fell to 0.35-0.45 in every sample.
 `--threads` runs `--parallel 2` on threads of this process instead of worker processes (what
 a pipeline without a loadable reference gets), for comparison.
 

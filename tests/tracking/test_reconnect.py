@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -103,3 +105,15 @@ def test_each_pipeline_run_opens_its_own_server_connection(
     # The second run's requests did not reuse the first run's connection: one more was made.
     assert relay.accepted == after_first + 1
     assert "Connection" not in resolve_request_headers()  # the arming was used up
+
+
+def test_the_plugin_module_imports_nothing_else_of_stackwise() -> None:
+    """MLflow imports it in any process where stackwise is installed: it must stay small."""
+    code = (
+        "import sys, stackwise.tracking.reconnect; "
+        "print(sorted(m for m in sys.modules if m.startswith('stackwise')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(
+        ["stackwise", "stackwise.tracking", "stackwise.tracking.reconnect"]
+    )
