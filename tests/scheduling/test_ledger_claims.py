@@ -55,3 +55,23 @@ def test_a_claim_in_the_callers_transaction_is_seen_once_committed(
     again = ledger.claim(pipeline, interval, "none", "run-b", "bf-b")
     assert (again.action, again.busy) == ("skip", True)  # RUNNING in this live process
     assert ledger.rows(pipeline)[key(interval)].run_id == "run-a"
+
+
+def test_a_backfills_claims_read_committed_rows_whatever_the_servers_default(pg_url: str) -> None:
+    """Under a server default of REPEATABLE READ, the lock transaction's snapshot would be
+    taken at the lock statement, before the wait: the claim would not see what the previous
+    holder of the lock committed (max_active_runs undercounted, or a serialization failure)."""
+    import types
+
+    import sqlalchemy as sa
+
+    from stackwise.scheduling.backfill import Backfill
+
+    url = pg_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    url += "?options=-c%20default_transaction_isolation%3Drepeatable%5C%20read"
+    ledger = IntervalLedger(StateStore(url))
+    with ledger.engine.connect() as conn:  # the setting took: a plain transaction is RR
+        assert conn.execute(sa.text("SHOW transaction_isolation")).scalar() == "repeatable read"
+    backfill = types.SimpleNamespace(ledger=ledger, pipeline=types.SimpleNamespace(name="p"))
+    with Backfill._claims_lock(backfill) as conn:  # type: ignore[arg-type]
+        assert conn.execute(sa.text("SHOW transaction_isolation")).scalar() == "read committed"

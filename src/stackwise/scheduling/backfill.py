@@ -243,9 +243,14 @@ class Backfill:
         if engine.dialect.name == "postgresql":
             digest = hashlib.blake2b(f"stackwise.intervals:{self.pipeline.name}".encode())
             lock_id = int.from_bytes(digest.digest()[:8], "big", signed=True)
-            with engine.begin() as conn:
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
-                yield conn
+            # READ COMMITTED whatever the server's default: the reads after the lock wait must
+            # see what the previous holder committed (a snapshot taken at the lock statement,
+            # under REPEATABLE READ, would not).
+            with engine.connect() as conn:
+                conn.execution_options(isolation_level="READ COMMITTED")
+                with conn.begin():
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+                    yield conn
         elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             assert self._claim_turns is not None
             with self._claim_turns:  # a blocking flock(2): see stackwise.write_turns

@@ -226,8 +226,9 @@ class IntervalLedger:
 
     def _insert_if_absent(self, conn: Any, row: dict[str, Any]) -> bool:
         """INSERT ... ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike); True if the row
-        went in. PostgreSQL's driver reports no row count for it, so there the statement
-        returns the inserted key; SQLite's count is exact (and RETURNING needs 3.35+)."""
+        went in. On PostgreSQL the statement returns the inserted key (SQLAlchemy's result
+        gave a row count of -1 for it there); SQLite's count is exact (RETURNING would need
+        SQLite 3.35+)."""
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
