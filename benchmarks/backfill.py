@@ -18,8 +18,8 @@ shares 0.27-0.28). Since then stackwise lets the connection go after each pipeli
 With `--server` each round also measures what MLflow alone gains from a second client of that
 server (benchmarks/floor_pair.py: the floor's records written by two processes at once over
 one), the bound for `--parallel 2` vs 1 there: on 2 cores that also run the server and
-PostgreSQL it was 1.5-1.6x on 2026-11-30, and two independent `--parallel 1` backfills at once
-gained 1.47-1.49x, so the 1.7x target sits above what this machine allows any two clients.
+PostgreSQL its median was 1.43-1.56x on 2026-11-30, and two independent `--parallel 1`
+backfills at once gained 1.47-1.49x: the 1.7x target sits above what this machine allows.
 `--threads` runs `--parallel 2` on threads of this process instead of worker processes (what
 a pipeline without a loadable reference gets), for comparison.
 

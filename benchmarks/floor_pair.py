@@ -42,7 +42,7 @@ def _writers(uri: str, folder: Path, intervals: int, tags: list[str]) -> list[fl
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for tag in tags
     ]
     try:
