@@ -343,7 +343,7 @@ def main() -> int:
             for i in range(args.repeat):  # alternated: a machine that slows down slows all
                 floors.append(floor_s(i))
                 if args.server:  # what MLflow alone gains from a second client here
-                    pairs.append(pair_speedup(uri, folder, min(args.days, 40), f"pair{i}")[1])
+                    pairs.append(pair_speedup(uri, folder, min(args.days, 40), f"pair{i}"))
                 for p in (1, 2):
                     before = workers_cpu()
                     sample = backfill_s(folder, p, args.days, config(p, i), not args.threads, i)

@@ -23,15 +23,14 @@ import sys
 from pathlib import Path
 
 
-def pair_speedup(uri: str, folder: Path, intervals: int, tag: str) -> tuple[float, float]:
-    """(seconds per interval of one writer alone, speed-up of two writers at once over it):
-    the throughput of two processes writing `intervals` intervals each at once, over one
+def pair_speedup(uri: str, folder: Path, intervals: int, tag: str) -> float:
+    """The throughput of two processes writing `intervals` intervals each at once, over one
     process writing `intervals` alone (the mean of one sample before the pair and one after,
     as the machine's speed drifts); 2.0 would be perfect scaling."""
     before = _writers(uri, folder, intervals, [f"{tag}s"])[0]
     pair = _writers(uri, folder, intervals, [f"{tag}a", f"{tag}b"])
     solo = (before + _writers(uri, folder, intervals, [f"{tag}t"])[0]) / 2
-    return solo / intervals, solo * 2 / max(pair)
+    return solo * 2 / max(pair)
 
 
 def _writers(uri: str, folder: Path, intervals: int, tags: list[str]) -> list[float]:
