@@ -66,8 +66,7 @@ def _writers(uri: str, folder: Path, intervals: int, tags: list[str]) -> list[fl
 
 
 def _write(uri: str, folder: Path, intervals: int, tag: str) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from backfill import mlflow_floor_s
+    from backfill import mlflow_floor_s  # this script's folder is first on sys.path
 
     mlflow_floor_s(uri, folder, 2, f"{tag}-warm")  # imports, connection, first statements
     print("ready", flush=True)
