@@ -47,21 +47,16 @@ import argparse
 import contextlib
 import os
 import resource
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from floor_pair import pair_speedup
+from mlflow_server import ServerSetup, busiest_share, postgres_server
 
 PIPELINE = textwrap.dedent(
     """
@@ -85,13 +80,6 @@ PIPELINE = textwrap.dedent(
     """
 )
 AIRFLOW_S_PER_INTERVAL = 2.2
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
-SERVER_WORKERS = 4
-#: The server tracks and does nothing else. MLflow 3's server also starts its job runners by
-#: default (7 Huey consumer processes for GenAI jobs here), which poll whether or not there is
-#: work: they took ~0.4 of this machine's 2 cores all along, a third of what --parallel 2 has
-#: to spare. A tracking-only deployment turns them off the same way.
-SERVER_ENV = {"MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def mlflow_floor_s(
@@ -201,126 +189,28 @@ def _cpu_s() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-@contextlib.contextmanager
-def postgres_server(
-    folder: Path, gunicorn: bool = False
-) -> Iterator[tuple[str, Callable[[str], str], Callable[[], dict[int, float]]]]:
-    """A real `mlflow server` on a fresh PostgreSQL database (served by uvicorn, MLflow's
-    default, or by gunicorn's sync workers), a maker of fresh state store databases, and a
-    reader of the CPU seconds each of the server's worker processes has used so far;
-    everything is stopped and dropped on the way out."""
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(f"{PG}/test", isolation_level="AUTOCOMMIT")
-    tag = uuid.uuid4().hex[:8]
-    made: list[str] = []
-
-    def database(name: str) -> str:  # name: [a-z0-9_]
-        full = f"swbench_{tag}_{name}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{full}"'))
-        made.append(full)
-        return f"{PG}/{full}"
-
-    port = _free_port()
-    log = (folder / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", database("mlflow"),
-         "--artifacts-destination", str(folder / "server-artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(SERVER_WORKERS),
-         *(["--gunicorn-opts", "--worker-class=sync"] if gunicorn else [])],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **SERVER_ENV},
-        start_new_session=True,
-    )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(uri + "/health", server, folder / "server.log")
-        yield uri, lambda which: database(f"state{which}"), lambda: _workers_cpu_s(server.pid)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
-        with admin.connect() as conn:
-            for name in made:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def _workers_cpu_s(root: int) -> dict[int, float]:
-    """CPU seconds used so far by each process under `root` that has no child of its own (the
-    server's workers: `mlflow server` starts uvicorn or gunicorn, which starts them), by pid
-    (Linux /proc)."""
-    tick, parents, cpu = os.sysconf("SC_CLK_TCK"), {}, {}
-    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[pid] = int(fields[1])  # fields: state, ppid, ..., utime (11), stime (12)
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
-
-    def under_root(pid: int) -> bool:
-        while pid in parents and pid != root:
-            pid = parents[pid]
-        return pid == root
-
-    has_child = set(parents.values())
-    return {p: t for p, t in cpu.items() if p != root and p not in has_child and under_root(p)}
-
-
-def _busiest_share(before: dict[int, float], after: dict[int, float]) -> float:
-    """Of the CPU the server's workers used between two readings, the share of the busiest
-    one (a worker that started or ended in between is left out): 1/workers when requests
-    spread evenly, 1.0 when one worker served them all."""
-    used = [after[p] - before[p] for p in before.keys() & after.keys()]
-    return max(used) / sum(used) if used and sum(used) > 0 else 0.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"mlflow server exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"mlflow server did not answer {url} within 120 s")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--server", action="store_true", help="mlflow server on PostgreSQL")
     parser.add_argument("--gunicorn", action="store_true",
                         help="with --server: serve with gunicorn's sync workers")  # fmt: skip
+    parser.add_argument("--server-workers", type=int, default=4, help="with --server")
+    parser.add_argument("--synchronous-commit", choices=("on", "off"), default="on",
+                        help="with --server: on the server's connections")  # fmt: skip
     parser.add_argument("--threads", action="store_true", help="--parallel 2 on threads")
     parser.add_argument("--repeat", type=int, default=3, help="samples of each, alternated")
     args = parser.parse_args()
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "View run ..."
+    setup = ServerSetup(args.gunicorn, args.server_workers, args.synchronous_commit)
     with tempfile.TemporaryDirectory(prefix="stackwise-backfill-") as tmp:
         folder = Path(tmp)
         (folder / "bench_daily.py").write_text(PIPELINE)
         with contextlib.ExitStack() as stack:
             if args.server:
-                uri, state_db, workers_cpu = stack.enter_context(
-                    postgres_server(folder, args.gunicorn)
-                )
+                uri, state_db, workers_cpu = stack.enter_context(postgres_server(folder, setup))
 
                 def floor_s(i: int) -> float:
                     return mlflow_floor_s(uri, folder, args.days, i)
@@ -349,15 +239,11 @@ def main() -> int:
                     before = workers_cpu()
                     sample = backfill_s(folder, p, args.days, config(p, i), not args.threads, i)
                     samples.append((p, *sample))
-                    shares.append((p, _busiest_share(before, workers_cpu())))
+                    shares.append((p, busiest_share(before, workers_cpu())))
     floor = statistics.median(floors)
     rows = [_median_row([s for s in samples if s[0] == p]) for p in (1, 2)]
-    served = "gunicorn sync workers" if args.gunicorn else "uvicorn, MLflow's default"
-    where = (
-        f"an mlflow server on PostgreSQL ({SERVER_WORKERS} workers: {served}; job runners off)"
-        if args.server
-        else "the embedded stores"
-    )
+    where = f"an mlflow server on PostgreSQL ({setup.describe()})"
+    where = where if args.server else "the embedded stores"
     print(f"stores: {where}")
     print(f"MLflow floor per interval (1 parent + 3 child runs): {floor * 1000:.0f} ms")
     print(f"{'parallel':>8} {'wall':>9} {'ok':>5} {'intervals/s':>12} {'per interval':>13} "
@@ -379,10 +265,12 @@ def main() -> int:
           f"on this machine: --parallel 1 kept {rows[0][7]:.2f} of its {cores} cores "
           "busy")  # fmt: skip
     if pairs:
+        pair = statistics.median(pairs)
         print(f"MLflow alone: the floor's records written by two processes at once went "
-              f"{statistics.median(pairs):.2f}x as fast as by one (samples "
+              f"{pair:.2f}x as fast as by one (samples "
               f"{' '.join(f'{x:.2f}' for x in pairs)}): the bound to read --parallel 2 vs 1 "
-              "against here (benchmarks/floor_pair.py)")  # fmt: skip
+              f"against here (benchmarks/floor_pair.py); stackwise got {speedup / pair:.2f} "
+              "of it")  # fmt: skip
     for p in (1, 2):
         walls = " ".join(f"{s[1]:.1f}" for s in samples if s[0] == p)
         print(f"--parallel {p} samples (wall s, in order): {walls}")

@@ -9,10 +9,23 @@ its `--parallel 2` vs 1 figure; it is the bound for any two clients of that serv
 Finding (2026-11-30, a slow session: floor 236 ms per interval through the server): two
 independent `--parallel 1` backfills against the same server, in separate processes, projects
 and databases, together went 1.47-1.49x as fast as one alone, with a third of the 2 cores idle
-throughout (/proc/stat), as a stackwise `--parallel 2` did. A serial chain of three processes
-(client, server worker, PostgreSQL) keeps one core busy; two such chains on 2 cores leave one
-idle whenever both wait on a hand-off at once, so neither stackwise nor a hand-written client
-gets near 2x there.
+throughout (/proc/stat), as a stackwise `--parallel 2` did.
+
+Finding (2026-11-30, late, a fast session: floor ~100 ms; 60-interval pairs, 5 per setting;
+`python benchmarks/backfill.py --server --server-workers N [--gunicorn] [--synchronous-commit
+off]` sets the server up the same way). The bound is the server's configuration, not the
+clients:
+- uvicorn (MLflow's default), 4 workers: bimodal. ~1.0 when the two writers' keep-alive
+  connections landed on the same server worker (it serves both on one core), 1.5-1.7 when on
+  two; with synchronous_commit=off on the server's connections, ~1.0 or ~2.0. A new connection
+  for every request (`Connection: close`) gave 1.29-1.44: the connects cost more than the
+  spread gains.
+- gunicorn's sync workers never share a worker between two requests in flight (a busy worker
+  accepts nothing), but every new connection (one per request) wakes every idle worker: 4
+  workers 1.42-1.59, 3 workers 1.46-1.60, 2 workers 1.56-1.71; 2 workers with
+  synchronous_commit=off 1.63-1.94 (median 1.85).
+PostgreSQL's fsync here takes ~0.12 ms (pg_test_fsync), yet its durable commits took ~0.3 off
+the pair's 2x on two workers (why was not profiled).
 """
 
 from __future__ import annotations
@@ -66,6 +79,10 @@ def _writers(uri: str, folder: Path, intervals: int, tags: list[str]) -> list[fl
 
 
 def _write(uri: str, folder: Path, intervals: int, tag: str) -> None:
+    import os
+
+    # The line protocol with the parent is on stdout, where MLflow prints "View run" links.
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     from backfill import mlflow_floor_s  # this script's folder is first on sys.path
 
     mlflow_floor_s(uri, folder, 2, f"{tag}-warm")  # imports, connection, first statements
