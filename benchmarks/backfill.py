@@ -2,12 +2,15 @@
 pipeline, tracking on (MLflow on SQLite), for --parallel 1 and --parallel 2, next to the raw
 MLflow floor measured in the same process.
 
-    python benchmarks/backfill.py [--days 365] [--repeat 3] [--server [--gunicorn]] [--threads]
+    python benchmarks/backfill.py [--days 365] [--repeat 3] [--threads]
+        [--server [--gunicorn] [--server-workers 4] [--synchronous-commit on|off]]
 
 `--server` tracks to a real `mlflow server` whose backend store is a fresh PostgreSQL database
 (127.0.0.1:5432, trust auth), with the state store in another fresh database; both are dropped
-at the end. The server runs 4 workers, its job runners off (SERVER_ENV), under uvicorn
-(MLflow's default) or, with `--gunicorn`, gunicorn's sync workers. It prints, per sample, the
+at the end (benchmarks/mlflow_server.py). The server runs `--server-workers` workers (4), its
+job runners off, under uvicorn (MLflow's default) or, with `--gunicorn`, gunicorn's sync
+workers; `--synchronous-commit off` sets PostgreSQL's on the server's own connections (the
+state store keeps the default). It prints, per sample, the
 busiest server worker's share of the server's CPU. Finding (2026-11-30): under uvicorn a
 client's keep-alive connection stays with the worker that accepted it, and the backfill's two
 processes often landed on one worker, which then served both intervals at once (`--parallel 2`
@@ -18,9 +21,11 @@ shares 0.27-0.28). Since then stackwise lets the connection go after each pipeli
 With `--server` each round also measures what MLflow alone gains from a second client of that
 server (benchmarks/floor_pair.py: the floor's records written by two processes at once over
 one), the bound for `--parallel 2` vs 1 there: on 2 cores that also run the server and
-PostgreSQL its median was 1.43-1.56x on 2026-11-30, and two independent `--parallel 1`
-backfills at once gained 1.47-1.49x: the 1.7x target sits above what this machine usually
-allows (single pair samples ranged 1.24-1.77x).
+PostgreSQL its median was 1.38-1.56x on 2026-11-30 with 4 workers, 1.53x with 2 gunicorn
+workers and 1.67-1.70x with 2 and synchronous_commit=off (floor_pair.py has why), and two
+independent `--parallel 1` backfills at once gained 1.47-1.49x: the 1.7x target sits above
+what this machine usually allows. stackwise's `--parallel 2` got 0.96-0.99 of the pair's gain
+with durable commits, 0.83-0.85 with synchronous_commit=off.
 `--threads` runs `--parallel 2` on threads of this process instead of worker processes (what
 a pipeline without a loadable reference gets), for comparison.
 
